@@ -1,0 +1,5 @@
+import sys
+
+from raycl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""`raycl data list` and `raycl data preview`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="list image sources, preview one", description="Image sources raycl can load.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dsub.add_parser("list", help="every source and whether it works offline").set_defaults(func=cmd_list)
+    pv = dsub.add_parser("preview", help="write a PNG grid of samples per class")
+    pv.add_argument("name", help="source name (see `raycl data list`)")
+    pv.add_argument("--out", required=True, help="PNG file to write")
+    pv.add_argument("--split", default=None, help="split to show (default: the source's first)")
+    pv.add_argument("--data-root", default=None, help="folder holding a real dataset")
+    pv.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    pv.add_argument("--classes", type=int, default=10, help="classes to show (rows)")
+    pv.add_argument("--per-class", type=int, default=10, help="samples per class (columns)")
+    pv.set_defaults(func=cmd_preview)
+
+
+def cmd_list(args) -> int:
+    from raycl.data import SOURCES
+
+    width = max(len(n) for n in SOURCES)
+    print(f"{'name':<{width}}  {'offline':<7}  {'splits':<28}  description")
+    for s in SOURCES.values():
+        print(f"{s.name:<{width}}  {'yes' if s.offline else 'no':<7}  {', '.join(s.splits):<28}  {s.description}")
+    return 0
+
+
+def preview_figure(data, classes: int = 10, per_class: int = 10):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [g for g in data.by_class() if len(g)][:classes]
+    fig, axes = plt.subplots(len(groups), per_class, figsize=(per_class * 0.9, len(groups) * 0.95), squeeze=False)
+    for r, idx in enumerate(groups):
+        for c in range(per_class):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(idx):
+                img = data.images[idx[c]]
+                ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+        axes[r][0].set_title(data.class_names[int(data.labels[idx[0]])][:18], fontsize=7, loc="left")
+    fig.suptitle(f"{data.name}: {len(data)} images, {data.num_classes} classes, shape {tuple(data.shape)}", fontsize=9)
+    return fig
+
+
+def cmd_preview(args) -> int:
+    from raycl.data import load
+    from raycl.runio import save_figure
+
+    data = load(args.name, split=args.split, root=args.data_root, download=args.download)
+    path = save_figure(preview_figure(data, args.classes, args.per_class), args.out)
+    print(f"wrote {path} ({data.name}: {len(data)} images, {data.num_classes} classes)")
+    return 0
