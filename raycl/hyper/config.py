@@ -1,0 +1,111 @@
+"""Hyper-Learning settings (dissertation §6.3-6.4) and named presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from raycl import RayclError
+
+
+@dataclass(frozen=True)
+class HyperConfig:
+    # hyper-stream shape (§6.3): d << h_CL << h_H
+    population: int = 3  # M models, each on its own hyper-stream
+    i: int = 5  # training instances per task (class)
+    k: int = 25  # synaptic steps per task
+    h_cl: int = 20  # continual-learning tasks per stream
+    h_h: int = 25  # tasks on the stream in all (the last h_H - h_CL are never trained on)
+    holdout: int = 5  # held-out instances per class on the stream
+    d: int = 10  # deployment tasks
+    deploy_i: int = 5  # training instances per deployment task
+    deploy_holdout: int = 10  # held-out instances per deployment class (generalization)
+    hyper_batch: int = 50  # instances in each hyper-loss batch
+    hyper_loss_over: str = "stream"  # stream | seen | heldout
+    order: str = "sequential"  # sequential (class-incremental) | iid (the IID control)
+    phi_grad: str = "first-order"  # first-order | through-update
+    # learning rates: alpha for synapses (plain SGD), gamma for the phenotype
+    lr_synapses: float = 1e-3
+    lr_phenotype: float = 1e-3
+    phenotype_optimizer: str = "adam"  # adam | sgd
+    epochs: int = 100  # outer epochs
+    # model
+    mode: str = "supervised"  # supervised (NLL) | unsupervised (DAN auto-encoder, MSE)
+    model: str = "dan"  # dan | warp
+    image_size: int = 14
+    hidden: tuple[int, ...] = (32, 32)
+    n_channels: int = 4
+    phenotype_hidden: tuple[int, ...] = (15, 8)
+    sharing: str = "net1"
+    readout: str = "linear"
+    latent: int = 32  # auto-encoder code size
+    target_params: int | None = None  # choose hidden widths to reach this many parameters
+    # data
+    source: str = "glyphs"  # meta-train source (its background split)
+    data_root: str | None = None
+    seed: int = 0
+    checkpoint_every: int = 10  # outer epochs between checkpoints
+
+    def __post_init__(self):
+        checks = [
+            (self.population >= 1, "population must be >= 1"),
+            (self.i >= 1 and self.k >= 1, "i and k must be >= 1"),
+            (1 <= self.h_cl <= self.h_h, "need 1 <= h_cl <= h_h"),
+            (self.d >= 1, "d must be >= 1"),
+            (self.hyper_batch >= 1, "hyper_batch must be >= 1"),
+            (self.hyper_loss_over in ("stream", "seen", "heldout"), "hyper_loss_over is stream, seen or heldout"),
+            (self.order in ("sequential", "iid"), "order is sequential or iid"),
+            (self.phi_grad in ("first-order", "through-update"), "phi_grad is first-order or through-update"),
+            (self.phenotype_optimizer in ("adam", "sgd"), "phenotype_optimizer is adam or sgd"),
+            (self.mode in ("supervised", "unsupervised"), "mode is supervised or unsupervised"),
+            (self.model in ("dan", "warp"), "model is dan or warp"),
+            (self.lr_synapses > 0 and self.lr_phenotype > 0, "learning rates must be > 0"),
+            (self.hyper_loss_over != "heldout" or self.holdout >= 1, "hyper_loss_over=heldout needs holdout >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise RayclError(f"bad hyper-learning config: {msg}")
+
+    @property
+    def n_outputs(self) -> int:
+        return max(self.h_h, self.d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HyperConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise RayclError(f"unknown hyper-learning settings: {', '.join(sorted(unknown))}")
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+    def with_(self, **changes) -> "HyperConfig":
+        return replace(self, **changes)
+
+
+PRESETS: dict[str, HyperConfig] = {
+    # small, CPU, minutes: the README's main job
+    "default": HyperConfig(epochs=60),
+    "tiny": HyperConfig(population=2, i=2, k=3, h_cl=4, h_h=6, holdout=2, d=3, hyper_batch=8,
+                        epochs=3, hidden=(8, 8), n_channels=2, image_size=8),
+    # the dissertation's settings (§6.4.1, §6.4.2): 10M-parameter DAN net, 20M auto-encoder
+    "paper-supervised": HyperConfig(epochs=300, image_size=28, target_params=10_000_000,
+                                    n_channels=16, sharing="net1"),
+    "paper-unsupervised": HyperConfig(mode="unsupervised", epochs=300, image_size=28,
+                                      target_params=20_000_000, n_channels=16, latent=64),
+    # over-training (§6.4.3), d = 3
+    "overtrain-1": HyperConfig(i=1, h_cl=3, h_h=5, d=3),
+    "overtrain-2": HyperConfig(i=5, h_cl=6, h_h=10, d=3),
+    "overtrain-3": HyperConfig(i=10, h_cl=10, h_h=15, d=3, holdout=5),
+    "overtrain-4": HyperConfig(i=20, h_cl=20, h_h=25, d=3, holdout=0, hyper_loss_over="stream"),
+}
+
+
+def preset(name: str, **overrides) -> HyperConfig:
+    if name not in PRESETS:
+        raise RayclError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+    cfg = PRESETS[name]
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return cfg.with_(**overrides) if overrides else cfg

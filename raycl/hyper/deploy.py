@@ -1,0 +1,68 @@
+"""Deployment (§6.3, last paragraph): φ frozen, synapses from θ0 learn d tasks in sequence,
+each seen once (k plain SGD steps on its i instances), no replay. Memory is accuracy on the
+instances trained on, generalization accuracy on held-out instances of the classes seen."""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from raycl.hyper.algorithm import Params, synaptic_step
+from raycl.hyper.stream import HyperStream, sample_stream
+
+DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+
+
+@torch.no_grad()
+def score(model, params: Params, x, y, n_seen: int, mode: str) -> float:
+    """Accuracy with argmax over the classes seen so far, or reconstruction MSE."""
+    out = functional_call(model, params, (x,))
+    if mode == "unsupervised":
+        return float(((out - x) ** 2).mean())
+    return float((out[:, :n_seen].argmax(1) == y).float().mean())
+
+
+def stage_metrics(model, params: Params, stream: HyperStream, seen: int, mode: str) -> dict:
+    tx, ty = stream.instances("train", upto=seen)
+    hx, hy = stream.instances("holdout", upto=seen)
+    lx, ly = stream.task(seen - 1)
+    return {
+        "memory": score(model, params, tx, ty, seen, mode),
+        "generalization": score(model, params, hx, hy, seen, mode) if len(hx) else float("nan"),
+        "last_task": score(model, params, lx, ly, seen, mode),
+    }
+
+
+def deploy(model, theta0: Params, phi: Params, stream: HyperStream, k: int, lr: float, mode: str) -> list[dict]:
+    """Learn the stream's tasks in order with φ fixed; metrics after each task."""
+    theta = dict(theta0)
+    rows = []
+    for j in range(stream.n_tasks):
+        x, y = stream.task(j)
+        for _ in range(k):
+            theta, _ = synaptic_step(model, theta, phi, x, y, lr, mode)
+        rows.append({"task": j + 1, **stage_metrics(model, {**theta, **phi}, stream, j + 1, mode)})
+    return rows
+
+
+def deploy_replay(model, theta0: Params, phi0: Params, stream: HyperStream, budget: int, lr: float, mode: str,
+                  batch: int, generator: torch.Generator) -> list[dict]:
+    """The iid-replay baseline (Fig 6.10): the whole network (θ and φ) from its random init,
+    trained with SGD on batches drawn iid from everything seen so far, `budget` updates in all."""
+    params = {**theta0, **phi0}
+    names = list(params)
+    rows = []
+    per_task = [budget // stream.n_tasks + (j < budget % stream.n_tasks) for j in range(stream.n_tasks)]
+    for j in range(stream.n_tasks):
+        x_all, y_all = stream.instances("train", upto=j + 1)
+        for _ in range(per_task[j]):
+            pick = torch.randint(len(x_all), (batch,), generator=generator)
+            # every parameter is plastic here, so all of them are the "synapses" of this step
+            params, _ = synaptic_step(model, params, {}, x_all[pick], y_all[pick], lr, mode)
+        rows.append({"task": j + 1, **stage_metrics(model, {n: params[n] for n in names}, stream, j + 1, mode)})
+    return rows
+
+
+def deployment_streams(pool, n: int, d: int, i: int, holdout: int, seed: int) -> list[HyperStream]:
+    """n deployment sequences of d tasks; seed s always gives the same sequence."""
+    return [sample_stream(pool, d, i, holdout, torch.Generator().manual_seed(seed + s)) for s in range(n)]

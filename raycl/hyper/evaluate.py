@@ -1,0 +1,119 @@
+"""Deployment comparison: the hyper-trained phenotype against its baselines, each at its own
+learning rate chosen on meta-train classes only, on meta-train, meta-test and meta-eval."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from raycl.data import load
+from raycl.hyper.algorithm import Params
+from raycl.hyper.config import HyperConfig
+from raycl.hyper.deploy import DEFAULT_LRS, deploy, deploy_replay, deployment_streams
+from raycl.hyper.stream import prepare_pool
+
+SELECT_SEED = 100_000  # deployment sequences for choosing a learning rate (meta-train only)
+EVAL_SEED = 200_000  # deployment sequences that are reported
+
+
+@dataclass
+class Contender:
+    """A way of deploying: a frozen phenotype, or iid replay of the whole network."""
+
+    name: str
+    phi: Params
+    kind: str = "frozen"  # frozen | replay
+    budget: int = 500  # replay updates in all
+
+
+def deployment_sets(cfg: HyperConfig, eval_source: str = "digits", eval_root=None) -> dict:
+    """meta-train: the hyper-training classes; meta-test: the source's held-out classes;
+    meta-eval: another dataset (the offline digits, or MNIST when given)."""
+    held_out = {"glyphs": "evaluation", "omniglot": "evaluation"}
+    train_split = {"glyphs": "background", "omniglot": "background"}.get(cfg.source)
+    sets = {"meta-train": prepare_pool(load(cfg.source, split=train_split, root=cfg.data_root), cfg.image_size)}
+    if cfg.source in held_out:
+        sets["meta-test"] = prepare_pool(load(cfg.source, split=held_out[cfg.source], root=cfg.data_root), cfg.image_size)
+    eval_split = "test" if eval_source in ("mnist", "fashion-mnist", "kmnist") else None
+    sets["meta-eval"] = prepare_pool(load(eval_source, split=eval_split, root=eval_root), cfg.image_size)
+    return sets
+
+
+def run_contender(model, theta0, c: Contender, stream, cfg: HyperConfig, lr: float, seed: int) -> list[dict]:
+    if c.kind == "replay":
+        return deploy_replay(model, theta0, c.phi, stream, c.budget, lr, cfg.mode, cfg.deploy_i,
+                             torch.Generator().manual_seed(seed))
+    return deploy(model, theta0, c.phi, stream, cfg.k, lr, cfg.mode)
+
+
+def final_score(rows: list[dict], criterion: str, mode: str) -> float:
+    last = rows[-1]
+    v = {"memory": last["memory"], "generalization": last["generalization"],
+         "both": (last["memory"] + last["generalization"]) / 2}[criterion]
+    v = -v if mode == "unsupervised" else v  # MSE: lower is better
+    return -math.inf if math.isnan(v) else v
+
+
+def select_lr(model, theta0, c: Contender, pool, cfg: HyperConfig, d: int, lrs=DEFAULT_LRS, n_streams: int = 3,
+              criterion: str = "memory") -> tuple[float, dict]:
+    """The learning rate with the best mean final score on meta-train sequences."""
+    streams = deployment_streams(pool, n_streams, d, cfg.deploy_i, cfg.deploy_holdout, SELECT_SEED)
+    scores = {}
+    for lr in lrs:
+        s = [final_score(run_contender(model, theta0, c, st, cfg, lr, SELECT_SEED + j), criterion, cfg.mode)
+             for j, st in enumerate(streams)]
+        scores[lr] = sum(s) / len(s)
+    return max(scores, key=scores.get), scores
+
+
+def compare(model, theta0, contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, seeds: int = 5,
+            lrs=DEFAULT_LRS, criterion: str = "memory", progress: bool = True) -> tuple[list[dict], dict]:
+    """Rows (contender, set, seed, task, metrics) and the chosen learning rates."""
+    rows, chosen = [], {}
+    total = len(contenders) * (1 + len(sets))
+    bar = tqdm(total=total, desc=f"deploying (d={d})", disable=not progress)
+    for c in contenders:
+        lr, scores = select_lr(model, theta0, c, sets["meta-train"], cfg, d, lrs, criterion=criterion)
+        chosen[c.name] = {"lr": lr, "selection_scores": scores}
+        bar.update()
+        for set_name, pool in sets.items():
+            for s, stream in enumerate(deployment_streams(pool, seeds, d, cfg.deploy_i, cfg.deploy_holdout, EVAL_SEED)):
+                for r in run_contender(model, theta0, c, stream, cfg, lr, EVAL_SEED + s):
+                    rows.append({"contender": c.name, "set": set_name, "seed": s, "d": d, "lr": lr, **r})
+            bar.update()
+    bar.close()
+    return rows, chosen
+
+
+def summarize(rows: list[dict], chosen: dict) -> dict:
+    """Mean and std over seeds after all d tasks, per contender and set."""
+    out: dict = {}
+    final = {}
+    for r in rows:
+        if r["task"] == r["d"]:
+            final.setdefault((r["contender"], r["set"]), []).append(r)
+    for (c, s), rs in final.items():
+        entry = out.setdefault(c, {"lr": chosen[c]["lr"]}).setdefault(s, {})
+        for k in ("memory", "generalization", "last_task"):
+            v = torch.tensor([r[k] for r in rs], dtype=torch.float64)
+            entry[k] = {"mean": float(v.mean()), "std": float(v.std(unbiased=False)), "n": len(v)}
+    return out
+
+
+def format_table(summary: dict, mode: str = "supervised") -> str:
+    unit = "accuracy %" if mode == "supervised" else "reconstruction MSE"
+    scale = 100 if mode == "supervised" else 1
+    sets = list(dict.fromkeys(s for c in summary.values() for s in c if s != "lr"))
+    lines = [f"after all d tasks, mean ± std over seeds ({unit}); lr chosen on meta-train",
+             f"{'contender':<22}{'lr':>8}  " + "  ".join(f"{s + ' mem':>17}{s + ' gen':>17}" for s in sets)]
+    for c, entry in summary.items():
+        cells = []
+        for s in sets:
+            for k in ("memory", "generalization"):
+                m = entry.get(s, {}).get(k)
+                cells.append(f"{m['mean'] * scale:>10.1f} ± {m['std'] * scale:<4.1f}" if m else f"{'-':>17}")
+        lines.append(f"{c:<22}{entry['lr']:>8.3g}  " + "  ".join(f"{x:>17}" for x in cells))
+    return "\n".join(lines)

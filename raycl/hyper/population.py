@@ -1,0 +1,50 @@
+"""One model of the population: its synapses, its hyper-stream and its random generator.
+
+`SynapseState` is what a Ray synapse-worker actor holds; the reference trainer holds M of
+them in one process. Both advance them with the same two functions below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from raycl.hyper.algorithm import Params, StepResult, hyper_batch, local_step, task_batch
+from raycl.hyper.config import HyperConfig
+from raycl.hyper.stream import HyperStream, sample_stream
+
+
+def model_generator(seed: int, index: int) -> torch.Generator:
+    """Each model's own stream of randomness, independent of where the model runs."""
+    return torch.Generator().manual_seed(1_000_003 * (seed + 1) + index)
+
+
+@dataclass
+class SynapseState:
+    index: int
+    theta: Params
+    generator: torch.Generator
+    stream: HyperStream | None = None
+
+    def snapshot(self) -> dict:
+        """What a checkpoint needs to continue this model exactly (taken at an epoch start)."""
+        return {"index": self.index, "generator": self.generator.get_state()}
+
+    def restore(self, snap: dict) -> None:
+        self.generator.set_state(snap["generator"])
+
+
+def begin_epoch(state: SynapseState, pool, cfg: HyperConfig, theta0: Params) -> None:
+    """Reset θ to θ0 and sample a new hyper-stream (Alg. lines 5-7 and 23)."""
+    state.theta = {n: t.clone() for n, t in theta0.items()}
+    state.stream = sample_stream(pool, cfg.h_h, cfg.i, cfg.holdout, state.generator)
+
+
+def advance(model, cfg: HyperConfig, state: SynapseState, phi: Params, step: int) -> StepResult:
+    """Synaptic step `step` of the epoch for this model; θ moves, φ's gradient is returned."""
+    task = task_batch(state.stream, cfg, step, state.generator)
+    hyper = hyper_batch(state.stream, cfg, step // cfg.k, state.generator)
+    result = local_step(model, cfg, state.theta, phi, task, hyper)
+    state.theta = result.theta
+    return result
