@@ -1,0 +1,202 @@
+import math
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from raycl import RayclError
+from raycl.data import ImageSet
+from raycl.hyper.algorithm import PhenotypeOptimizer, hyper_batch, local_step, synaptic_step, task_batch
+from raycl.hyper.config import HyperConfig, preset
+from raycl.hyper.deploy import deploy, deploy_replay
+from raycl.hyper.models import build_model
+from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator
+from raycl.hyper.stream import prepare_pool, sample_stream
+from raycl.hyper.trainer import ReferenceTrainer
+
+torch.set_num_threads(1)
+
+
+def toy_pool(n_classes=12, per_class=6, size=8, seed=0) -> ImageSet:
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(n_classes, 1, size, size, generator=g)
+    x = protos.repeat_interleave(per_class, 0) + 0.2 * torch.rand(n_classes * per_class, 1, size, size, generator=g)
+    y = torch.arange(n_classes).repeat_interleave(per_class)
+    return prepare_pool(ImageSet("toy", x.clamp(0, 1), y, [f"c{i}" for i in range(n_classes)]), size)
+
+
+CFG = preset("tiny")  # population 2, i=2, k=3, h_cl=4, h_h=6, holdout=2, 8x8 images
+
+
+def test_stream_splits_are_disjoint():
+    pool = toy_pool()
+    s = sample_stream(pool, 6, 2, 2, torch.Generator().manual_seed(1))
+    assert len(set(s.classes.tolist())) == 6
+    flat = pool.images.flatten(1)
+    # every train and held-out instance is a distinct pool row; none appears twice
+    rows = torch.cat([s.train_x.flatten(0, 1), s.holdout_x.flatten(0, 1)])
+    idx = [int((flat == r).all(1).nonzero()[0]) for r in rows]
+    assert len(set(idx)) == len(idx)
+    # labels are stream positions and each instance belongs to its task's class
+    x, y = s.instances("all")
+    assert set(y.tolist()) == set(range(6))
+    for r, lab in zip(rows, torch.cat([s.instances("train")[1], s.instances("holdout")[1]])):
+        i = int((flat == r).all(1).nonzero()[0])
+        assert int(pool.labels[i]) == int(s.classes[lab])
+
+
+def test_meta_train_and_meta_test_glyph_classes_are_disjoint():
+    from raycl.data import load
+
+    bg, ev = load("glyphs", split="background"), load("glyphs", split="evaluation")
+    assert not set(bg.class_names) & set(ev.class_names)
+
+
+def test_first_order_phi_gradient_equals_autograd_with_theta_next_held_constant():
+    model, theta, phi = build_model(CFG)
+    pool = toy_pool()
+    s = sample_stream(pool, CFG.h_h, CFG.i, CFG.holdout, torch.Generator().manual_seed(0))
+    task, hyper = s.task(0), s.instances("all")
+    res = local_step(model, CFG, theta, phi, task, hyper)
+    # by hand: θ_{t+1} = θ - α ∇θ L_task, then ∇φ L_hyper(θ_{t+1} constant, φ)
+    th = {n: t.clone().requires_grad_() for n, t in theta.items()}
+    loss = torch.nn.functional.cross_entropy(functional_call(model, {**th, **phi}, (task[0],)), task[1])
+    g = torch.autograd.grad(loss, list(th.values()))
+    th_next = {n: (t - CFG.lr_synapses * gi).detach() for (n, t), gi in zip(th.items(), g)}
+    ph = {n: p.clone().requires_grad_() for n, p in phi.items()}
+    hl = torch.nn.functional.cross_entropy(functional_call(model, {**th_next, **ph}, (hyper[0],)), hyper[1])
+    expect = torch.autograd.grad(hl, list(ph.values()))
+    for n, e in zip(ph, expect):
+        torch.testing.assert_close(res.grad_phi[n], e, rtol=0, atol=1e-7)
+    for n in theta:
+        torch.testing.assert_close(res.theta[n], th_next[n], rtol=0, atol=0)
+    assert math.isclose(res.hyper_loss, float(hl.detach()), rel_tol=1e-6)
+
+
+def test_through_update_gradient_matches_torch_func_and_differs_from_first_order():
+    cfg = CFG.with_(phi_grad="through-update", lr_synapses=0.5)
+    model, theta, phi = build_model(cfg)
+    s = sample_stream(toy_pool(), cfg.h_h, cfg.i, cfg.holdout, torch.Generator().manual_seed(0))
+    task, hyper = s.task(0), s.instances("all")
+    res = local_step(model, cfg, theta, phi, task, hyper)
+
+    def after_update(ph):
+        def inner(th):
+            return torch.nn.functional.cross_entropy(functional_call(model, {**th, **ph}, (task[0],)), task[1])
+
+        g = torch.func.grad(inner)(theta)
+        th_next = {n: theta[n] - cfg.lr_synapses * g[n] for n in theta}
+        return torch.nn.functional.cross_entropy(functional_call(model, {**th_next, **ph}, (hyper[0],)), hyper[1])
+
+    expect = torch.func.grad(after_update)(phi)
+    first = local_step(model, cfg.with_(phi_grad="first-order"), theta, phi, task, hyper)
+    diff = 0.0
+    for n in phi:
+        torch.testing.assert_close(res.grad_phi[n], expect[n], rtol=1e-5, atol=1e-7)
+        diff += float((res.grad_phi[n] - first.grad_phi[n]).abs().sum())
+    assert diff > 1e-6
+
+
+def test_one_hyper_step_of_two_models_equals_the_step_written_out_by_hand():
+    cfg = CFG.with_(phenotype_optimizer="sgd", lr_phenotype=0.1)
+    pool = toy_pool()
+    trainer = ReferenceTrainer(cfg, pool=pool)
+    model, theta0, phi0 = trainer.model, trainer.theta0, trainer.phi0
+    states = [SynapseState(m, theta0, model_generator(cfg.seed, m)) for m in range(2)]
+    for s in states:
+        begin_epoch(s, pool, cfg, theta0)
+    results = [advance(model, cfg, s, phi0, 0) for s in states]
+    trainer.server.step([r.grad_phi for r in results])
+
+    # by hand, from the same random draws
+    grads = []
+    for m in range(2):
+        gen = model_generator(cfg.seed, m)
+        stream = sample_stream(pool, cfg.h_h, cfg.i, cfg.holdout, gen)
+        x, y = stream.train_x[0], torch.zeros(cfg.i, dtype=torch.long)
+        xa, ya = stream.instances("all")
+        pick = torch.randint(len(xa), (cfg.hyper_batch,), generator=gen)
+        th = {n: t.clone().requires_grad_() for n, t in theta0.items()}
+        loss = torch.nn.functional.cross_entropy(functional_call(model, {**th, **phi0}, (x,)), y)
+        g = torch.autograd.grad(loss, list(th.values()))
+        th_next = {n: (t - cfg.lr_synapses * gi).detach() for (n, t), gi in zip(th.items(), g)}
+        torch.testing.assert_close(states[m].theta, th_next, rtol=0, atol=0)
+        ph = {n: p.clone().requires_grad_() for n, p in phi0.items()}
+        hl = torch.nn.functional.cross_entropy(functional_call(model, {**th_next, **ph}, (xa[pick],)), ya[pick])
+        grads.append(dict(zip(ph, torch.autograd.grad(hl, list(ph.values())))))
+    for n in phi0:
+        expect = phi0[n] - 0.1 * (grads[0][n] + grads[1][n]) / 2
+        torch.testing.assert_close(trainer.server.phi[n], expect, rtol=0, atol=1e-7)
+
+
+def test_iid_control_sees_classes_in_shuffled_order():
+    cfg = CFG.with_(order="iid", i=4, h_cl=4)
+    s = sample_stream(toy_pool(), cfg.h_h, cfg.i, 1, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(3)
+    seq = [task_batch(s, cfg, step, g)[1] for step in range(cfg.k * cfg.h_cl)]
+    first_task = torch.cat(seq[: cfg.k])
+    assert len(set(first_task.tolist())) > 1  # sequential order would give only class 0 here
+    assert set(torch.cat(seq).tolist()) <= set(range(cfg.h_cl))
+    seq_sequential = [task_batch(s, cfg.with_(order="sequential"), step, g)[1] for step in range(cfg.k)]
+    assert set(torch.cat(seq_sequential).tolist()) == {0}
+
+
+def test_hyper_batch_respects_its_scope():
+    s = sample_stream(toy_pool(), 6, 2, 2, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    _, y = hyper_batch(s, CFG.with_(hyper_loss_over="seen", hyper_batch=200), 1, g)
+    assert set(y.tolist()) <= {0, 1}
+    x, y = hyper_batch(s, CFG.with_(hyper_loss_over="heldout", hyper_batch=200), 2, g)
+    hold = s.holdout_x[:3].flatten(0, 1)
+    assert all((hold == r).all(1).any() for r in x)
+
+
+def test_reference_training_checkpoint_resume_gives_the_same_phenotype(tmp_path):
+    pool = toy_pool()
+    full = ReferenceTrainer(CFG.with_(epochs=3), pool=pool)
+    full.train(progress=False)
+    part = ReferenceTrainer(CFG.with_(epochs=3, checkpoint_every=1), tmp_path / "run", pool=pool)
+    part.train(epochs=2, progress=False)
+    resumed = ReferenceTrainer(CFG.with_(epochs=3), tmp_path / "run", pool=pool)
+    from raycl.hyper.trainer import load_checkpoint
+
+    resumed.restore(load_checkpoint(tmp_path / "run"))
+    assert resumed.epoch == 2
+    resumed.train(progress=False)
+    for n in full.phi:
+        torch.testing.assert_close(resumed.phi[n], full.phi[n], rtol=0, atol=1e-6)
+    assert [r["hyper_loss"] for r in resumed.history] == pytest.approx([r["hyper_loss"] for r in full.history])
+
+
+def test_corrupt_checkpoint_names_the_fix(tmp_path):
+    from raycl.hyper.trainer import load_checkpoint
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RayclError, match="corrupt"):
+        load_checkpoint(tmp_path)
+
+
+def test_bad_config_value_is_a_clear_error():
+    with pytest.raises(RayclError, match="h_cl"):
+        HyperConfig(h_cl=30, h_h=25)
+    with pytest.raises(RayclError, match="order"):
+        preset("tiny", order="random")
+
+
+def test_nan_phenotype_gradient_is_a_clear_error():
+    _, _, phi = build_model(CFG)
+    opt = PhenotypeOptimizer(phi, CFG)
+    bad = {n: torch.full_like(p, float("nan")) for n, p in phi.items()}
+    with pytest.raises(RayclError, match="lower"):
+        opt.step([bad])
+
+
+def test_deployment_learns_its_last_task_and_replay_remembers():
+    cfg = CFG.with_(k=20)
+    model, theta0, phi0 = build_model(cfg)
+    s = sample_stream(toy_pool(), 3, 3, 3, torch.Generator().manual_seed(0))
+    rows = deploy(model, theta0, phi0, s, cfg.k, 0.3, cfg.mode)
+    assert [r["task"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["last_task"] == 1.0
+    rep = deploy_replay(model, theta0, phi0, s, 300, 0.3, cfg.mode, 3, torch.Generator().manual_seed(0))
+    assert rep[-1]["memory"] > 0.8
