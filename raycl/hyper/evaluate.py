@@ -21,12 +21,16 @@ EVAL_SEED = 200_000  # deployment sequences that are reported
 
 @dataclass
 class Contender:
-    """A way of deploying: a frozen phenotype, or iid replay of the whole network."""
+    """A way of deploying a network: synapses from theta0 learn with the phenotype `phi`
+    frozen (kind 'frozen'; a plain network has phi = {}), or the whole network learns with
+    iid replay of everything seen (kind 'replay', `budget` updates in all)."""
 
     name: str
+    model: object
+    theta0: Params
     phi: Params
     kind: str = "frozen"  # frozen | replay
-    budget: int = 500  # replay updates in all
+    budget: int = 500
 
 
 def deployment_sets(cfg: HyperConfig, eval_source: str = "digits", eval_root=None) -> dict:
@@ -42,11 +46,11 @@ def deployment_sets(cfg: HyperConfig, eval_source: str = "digits", eval_root=Non
     return sets
 
 
-def run_contender(model, theta0, c: Contender, stream, cfg: HyperConfig, lr: float, seed: int) -> list[dict]:
+def run_contender(c: Contender, stream, cfg: HyperConfig, lr: float, seed: int) -> list[dict]:
     if c.kind == "replay":
-        return deploy_replay(model, theta0, c.phi, stream, c.budget, lr, cfg.mode, cfg.deploy_i,
+        return deploy_replay(c.model, c.theta0, c.phi, stream, c.budget, lr, cfg.mode, cfg.deploy_i,
                              torch.Generator().manual_seed(seed))
-    return deploy(model, theta0, c.phi, stream, cfg.k, lr, cfg.mode)
+    return deploy(c.model, c.theta0, c.phi, stream, cfg.k, lr, cfg.mode)
 
 
 def final_score(rows: list[dict], criterion: str, mode: str) -> float:
@@ -57,31 +61,31 @@ def final_score(rows: list[dict], criterion: str, mode: str) -> float:
     return -math.inf if math.isnan(v) else v
 
 
-def select_lr(model, theta0, c: Contender, pool, cfg: HyperConfig, d: int, lrs=DEFAULT_LRS, n_streams: int = 3,
+def select_lr(c: Contender, pool, cfg: HyperConfig, d: int, lrs=DEFAULT_LRS, n_streams: int = 3,
               criterion: str = "memory") -> tuple[float, dict]:
     """The learning rate with the best mean final score on meta-train sequences."""
     streams = deployment_streams(pool, n_streams, d, cfg.deploy_i, cfg.deploy_holdout, SELECT_SEED)
     scores = {}
     for lr in lrs:
-        s = [final_score(run_contender(model, theta0, c, st, cfg, lr, SELECT_SEED + j), criterion, cfg.mode)
+        s = [final_score(run_contender(c, st, cfg, lr, SELECT_SEED + j), criterion, cfg.mode)
              for j, st in enumerate(streams)]
         scores[lr] = sum(s) / len(s)
     return max(scores, key=scores.get), scores
 
 
-def compare(model, theta0, contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, seeds: int = 5,
+def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, seeds: int = 5,
             lrs=DEFAULT_LRS, criterion: str = "memory", progress: bool = True) -> tuple[list[dict], dict]:
     """Rows (contender, set, seed, task, metrics) and the chosen learning rates."""
     rows, chosen = [], {}
     total = len(contenders) * (1 + len(sets))
     bar = tqdm(total=total, desc=f"deploying (d={d})", disable=not progress)
     for c in contenders:
-        lr, scores = select_lr(model, theta0, c, sets["meta-train"], cfg, d, lrs, criterion=criterion)
+        lr, scores = select_lr(c, sets["meta-train"], cfg, d, lrs, criterion=criterion)
         chosen[c.name] = {"lr": lr, "selection_scores": scores}
         bar.update()
         for set_name, pool in sets.items():
             for s, stream in enumerate(deployment_streams(pool, seeds, d, cfg.deploy_i, cfg.deploy_holdout, EVAL_SEED)):
-                for r in run_contender(model, theta0, c, stream, cfg, lr, EVAL_SEED + s):
+                for r in run_contender(c, stream, cfg, lr, EVAL_SEED + s):
                     rows.append({"contender": c.name, "set": set_name, "seed": s, "d": d, "lr": lr, **r})
             bar.update()
     bar.close()

@@ -23,15 +23,15 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
     model, _, _ = build_model(cfg)
     theta0 = ckpt["theta0"]
     contenders = [
-        Contender("hyper-trained", ckpt["server"]["phi"]),
-        Contender("random phenotype", ckpt["phi0"]),
-        Contender("iid replay (500)", ckpt["phi0"], kind="replay"),
+        Contender("hyper-trained", model, theta0, ckpt["server"]["phi"]),
+        Contender("random phenotype", model, theta0, ckpt["phi0"]),
+        Contender("iid replay (500)", model, theta0, ckpt["phi0"], kind="replay"),
     ]
     sets = deployment_sets(cfg, eval_source, eval_root)
     all_rows, summary = [], {"config": cfg.to_dict(), "hyper_epochs": ckpt["epoch"], "seeds": seeds,
                              "criterion": criterion, "eval_source": eval_source, "by_d": {}}
     for d in ds or [cfg.d]:
-        rows, chosen = compare(model, theta0, contenders, sets, cfg, d, seeds, criterion=criterion, progress=progress)
+        rows, chosen = compare(contenders, sets, cfg, d, seeds, criterion=criterion, progress=progress)
         all_rows += rows
         s = summarize(rows, chosen)
         summary["by_d"][str(d)] = {"results": s, "selection": chosen, "table": format_table(s, cfg.mode)}
