@@ -19,13 +19,11 @@ import torch
 from raycl import RayclError
 from raycl.data.imageset import ImageSet
 
+_IDX_FILES = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte"
 HOWTO = {
-    "mnist": "run torchvision.datasets.MNIST(ROOT, download=True) on a machine with a network, "
-    "or put the four uncompressed IDX files in ROOT/MNIST/raw/",
-    "fashion-mnist": "run torchvision.datasets.FashionMNIST(ROOT, download=True), "
-    "or put the four uncompressed IDX files in ROOT/FashionMNIST/raw/",
-    "kmnist": "run torchvision.datasets.KMNIST(ROOT, download=True), "
-    "or put the four uncompressed IDX files in ROOT/KMNIST/raw/",
+    "mnist": f"put {_IDX_FILES} (uncompressed) in ROOT/MNIST/raw/",
+    "fashion-mnist": f"put Fashion-MNIST's {_IDX_FILES} (uncompressed) in ROOT/FashionMNIST/raw/",
+    "kmnist": f"put Kuzushiji-MNIST's {_IDX_FILES} (uncompressed) in ROOT/KMNIST/raw/",
     "svhn": "download train_32x32.mat / test_32x32.mat / extra_32x32.mat from "
     "http://ufldl.stanford.edu/housenumbers/ into ROOT",
     "cifar10": "unpack https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into ROOT "
@@ -39,14 +37,18 @@ HOWTO = {
 }
 
 
+def _howto(name: str) -> str:
+    tail = "" if name == "mini-imagenet" else ", or pass --download (torchvision fetches it) on a machine with a network"
+    return f"To obtain it: {HOWTO[name]}{tail}."
+
+
 def _fail(name: str, path, why: str) -> RayclError:
-    tail = "" if name == "mini-imagenet" else " (or pass --download on a machine with a network)"
-    return RayclError(f"dataset '{name}' could not be loaded from {path!s}: {why}. To obtain it: {HOWTO[name]}{tail}.")
+    return RayclError(f"dataset '{name}' could not be loaded from {path!s}: {why}. {_howto(name)}")
 
 
 def _need_root(name: str, root, download: bool) -> Path:
     if root is None:
-        raise RayclError(f"dataset '{name}' needs a root folder (--data-root PATH). To obtain it: {HOWTO[name]}.")
+        raise RayclError(f"dataset '{name}' needs a root folder (--data-root PATH). {_howto(name)}")
     root = Path(root).expanduser()
     if not root.exists() and not download:
         raise _fail(name, root, "the folder does not exist")
@@ -96,10 +98,10 @@ def load_idx(name: str, root, split: str = "train", download: bool = False) -> I
 
     cls = getattr(tvd, _IDX_CLASSES[name])
     root = _need_root(name, root, download)
+    raw = root / cls.__name__ / "raw"
     if not download:  # torchvision wants all four files, uncompressed, whichever split is asked
-        raw = root / cls.__name__ / "raw"
         _missing(name, [raw / Path(f).stem for f, _ in cls.resources])
-    ds = _call(name, root, lambda: cls(str(root), train=split == "train", download=download))
+    ds = _call(name, raw, lambda: cls(str(root), train=split == "train", download=download))
     x = ds.data.unsqueeze(1).float().div_(255)
     return ImageSet(name, x, _labels(name, root, ds.targets, len(ds.classes), len(x)), [str(c) for c in ds.classes])
 
@@ -152,24 +154,30 @@ def load_cifar(name: str, root, split: str = "train", download: bool = False) ->
     files = [base / f for f in (train_files if split == "train" else test_files)]
     _missing(name, files + [base / meta_file])
 
-    def read():
-        meta = _unpickle(base / meta_file)
-        batches = [_unpickle(f) for f in files]
-        x = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
+    def read(f: Path, fields):
+        try:
+            return fields(_unpickle(f))
+        except Exception as e:  # name the bad file among the batches
+            raise ValueError(f"{f.name}: {type(e).__name__}: {e}") from None
+
+    def batch(b: dict):
+        x = np.asarray(b["data"], dtype=np.uint8)
         if x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
             raise ValueError(f"data of shape {x.shape}, expected (N, 3072)")
-        fine = sum((list(b[label_key]) for b in batches), [])
-        coarse = sum((list(b["coarse_labels"]) for b in batches), []) if name == "cifar100" else None
-        return meta, x, fine, coarse
+        return x, list(b[label_key]), list(b["coarse_labels"]) if name == "cifar100" else []
 
-    meta, x, fine, coarse = _call(name, base, read)
-    class_names = [str(c) for c in meta[names_key]]
+    def names(m: dict):
+        return [str(c) for c in m[names_key]], [str(c) for c in m.get("coarse_label_names", [])]
+
+    class_names, coarse_names = _call(name, base, lambda: read(base / meta_file, names))
+    x, fine, coarse = zip(*[_call(name, base, lambda f=f: read(f, batch)) for f in files])
+    x, fine, coarse = np.concatenate(x), sum(fine, []), sum(coarse, [])
     # Each row is 1024 red, then green, then blue values, each plane row-major.
     out = ImageSet(name, _uint8_images(x.reshape(-1, 3, 32, 32)), _labels(name, base, fine, len(class_names), len(x)),
                    class_names)
     if name == "cifar100":  # the 20 superclasses the noisy oracle needs
-        out.coarse_names = [str(c) for c in meta["coarse_label_names"]]
-        out.coarse_labels = _labels(name, base, coarse, len(out.coarse_names), len(x))
+        out.coarse_names = coarse_names
+        out.coarse_labels = _labels(name, base, coarse, len(coarse_names), len(x))
     return out
 
 
