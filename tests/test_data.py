@@ -295,6 +295,19 @@ def test_malformed_mat_png_and_jpeg_are_clear_errors(tmp_path):
         load("mini-imagenet", root=tmp_path / "mini", download=True)
 
 
+@pytest.mark.parametrize("name", ["mnist", "svhn", "cifar100", "omniglot"])
+def test_download_without_network_is_a_clear_error(tmp_path, monkeypatch, name):
+    import urllib.error
+    import urllib.request
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(RayclError, match=rf"'{name}'.*{tmp_path}.*To obtain it"):
+        load(name, root=tmp_path / "new", download=True)
+
+
 def test_unknown_source_and_split():
     with pytest.raises(RayclError, match="choose one of"):
         load("imagenet-21k")

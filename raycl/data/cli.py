@@ -9,7 +9,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list image sources, preview one", description="Image sources raycl can load.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     dsub.add_parser("list", help="every source and whether it works offline").set_defaults(func=cmd_list)
-    pv = dsub.add_parser("preview", help="write a PNG grid of samples per class")
+    pv = dsub.add_parser(
+        "preview", help="write a PNG grid of samples per class",
+        description="Load a source exactly as training does and write a PNG grid: one row per class, its "
+        "samples across. Offline sources need nothing; real ones need --data-root (or --download).")
     pv.add_argument("name", help="source name (see `raycl data list`)")
     pv.add_argument("--out", required=True, help="PNG file to write")
     pv.add_argument("--split", default=None, help="split to show (default: the source's first)")
@@ -42,6 +45,7 @@ def preview_figure(data, classes: int = 10, per_class: int = 10):
         from raycl import RayclError
 
         raise RayclError(f"dataset '{data.name}' has no images to preview")
+    per_class = min(per_class, max(len(g) for g in groups))
     height = 0.45 + len(groups) * 0.8
     fig, axes = plt.subplots(len(groups), per_class, figsize=(1.6 + per_class * 0.8, height), squeeze=False,
                              gridspec_kw=dict(wspace=0.06, hspace=0.06, top=1 - 0.4 / height, bottom=0.02))
