@@ -4,8 +4,9 @@ torchvision does the downloading (`download=True`, md5-verified) and reads MNIST
 files. CIFAR, SVHN and Omniglot are read by the small readers below instead: torchvision
 insists on the md5 of the archive or .mat file (Omniglot even of the .zip when the folders
 are already unpacked), which rejects a correctly unpacked copy without its archive and any
-file written in the same format. Every missing or malformed root becomes one RayclError
-naming the dataset, the path tried and how to obtain the data.
+file written in the same format. mini-ImageNet has no torchvision class; it is read with PIL.
+Every missing or malformed root becomes one RayclError naming the dataset, the path tried
+and how to obtain the data.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ HOWTO = {
     "(giving ROOT/cifar-100-python/)",
     "omniglot": "unzip images_background.zip / images_evaluation.zip from "
     "https://github.com/brendenlake/omniglot/tree/master/python into ROOT/omniglot-py/",
-    "mini-imagenet": "arrange mini-ImageNet as ROOT/{train,val,test}/<wnid>/*.jpg "
-    "(the common layout made from its split CSVs); it has no download",
+    "mini-imagenet": "arrange mini-ImageNet as ROOT/{train,val,test}/<wnid>/*.jpg, or as ROOT/images/*.jpg "
+    "with the split files ROOT/{train,val,test}.csv (filename,label); it has no download",
 }
 
 
@@ -254,27 +255,48 @@ def load_omniglot(root, split: str = "background", download: bool = False, size:
     return ImageSet(f"omniglot-{split}", torch.from_numpy(x).unsqueeze(1), labels, characters)
 
 
-# --- mini-ImageNet: a local class-per-folder tree --------------------------------------------
+# --- mini-ImageNet: a local class-per-folder tree, or images/ with the split CSVs -------------
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def _mini_imagenet_files(root: Path, split: str) -> tuple[list[tuple[Path, int]], list[str]]:
+    folder, csv_file = root / split, root / f"{split}.csv"
+    if folder.is_dir():  # ROOT/train/n01532829/*.jpg
+        classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+        files = [(f, k) for k, c in enumerate(classes) for f in sorted((folder / c).iterdir())
+                 if f.suffix.lower() in _IMAGE_SUFFIXES]
+        if not files:
+            raise _fail("mini-imagenet", folder, "no <wnid>/*.jpg images")
+        return files, classes
+    if csv_file.is_file() and (root / "images").is_dir():  # ROOT/images/*.jpg + ROOT/train.csv (filename,label)
+        import csv
+
+        with open(csv_file, newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+        if not rows or [c.strip() for c in rows[0][:2]] != ["filename", "label"]:
+            raise _fail("mini-imagenet", csv_file, "expected a 'filename,label' header")
+        classes = sorted({r[1] for r in rows[1:]})
+        index = {c: k for k, c in enumerate(classes)}
+        return [(root / "images" / r[0], index[r[1]]) for r in rows[1:]], classes
+    raise _fail("mini-imagenet", f"{folder} or {csv_file} with {root / 'images'}", f"no '{split}' split")
 
 
 def load_mini_imagenet(root, split: str = "train", download: bool = False, size: int = 84) -> ImageSet:
     if download:
         raise RayclError("mini-ImageNet has no download: " + HOWTO["mini-imagenet"])
-    import torchvision.datasets as tvd
-    import torchvision.transforms.v2 as T
+    from PIL import Image
 
     root = _need_root("mini-imagenet", root, False)
-    folder = root / split
-    if not folder.is_dir():
-        raise _fail("mini-imagenet", folder, f"no '{split}' folder")
-    tf = T.Compose([T.Resize((size, size)), T.PILToTensor()])
-    ds = _call("mini-imagenet", folder, lambda: tvd.ImageFolder(str(folder), transform=tf))
+    files, classes = _mini_imagenet_files(root, split)
 
     def read():
-        x = torch.empty((len(ds), 3, size, size), dtype=torch.uint8)
-        for i in _progress(range(len(ds)), f"mini-imagenet {split}"):
-            x[i] = ds[i][0]  # ImageFolder's loader converts every image to RGB
+        x = np.empty((len(files), size, size, 3), np.uint8)
+        for i, (f, _) in enumerate(_progress(files, f"mini-imagenet {split}")):
+            with Image.open(f) as im:
+                x[i] = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
         return x
 
-    x = _call("mini-imagenet", folder, read)
-    return ImageSet("mini-imagenet", x.float().div_(255), torch.tensor(ds.targets, dtype=torch.long), list(ds.classes))
+    x = _call("mini-imagenet", root / split if (root / split).is_dir() else root / "images", read)
+    labels = torch.tensor([k for _, k in files], dtype=torch.long)
+    return ImageSet("mini-imagenet", _uint8_images(x.transpose(0, 3, 1, 2)), labels, classes)
