@@ -1,5 +1,13 @@
-"""Real datasets through torchvision, from a local root (or a download where there is a
-network). Each loader turns a missing or malformed root into one clear RayclError."""
+"""Real datasets from a local root, in each dataset's official on-disk format.
+
+torchvision does the downloading (`download=True`, md5-verified) and reads MNIST-family IDX
+files. CIFAR, SVHN and Omniglot are read by the small readers below instead: torchvision
+insists on the md5 of the archive or .mat file (Omniglot even of the .zip when the folders
+are already unpacked), which rejects a correctly unpacked copy without its archive and any
+file written in the same format. mini-ImageNet has no torchvision class; it is read with PIL.
+Every missing or malformed root becomes one RayclError naming the dataset, the path tried
+and how to obtain the data.
+"""
 
 from __future__ import annotations
 
@@ -12,124 +20,283 @@ import torch
 from raycl import RayclError
 from raycl.data.imageset import ImageSet
 
+_IDX_FILES = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte"
 HOWTO = {
-    "mnist": "torchvision.datasets.MNIST(root, download=True) on a machine with a network, or copy MNIST/raw/*-ubyte[.gz] under ROOT",
-    "fashion-mnist": "torchvision.datasets.FashionMNIST(root, download=True), or copy FashionMNIST/raw/*-ubyte[.gz] under ROOT",
-    "kmnist": "torchvision.datasets.KMNIST(root, download=True), or copy KMNIST/raw/*-ubyte[.gz] under ROOT",
-    "svhn": "torchvision.datasets.SVHN(root, split='train', download=True), or copy train_32x32.mat / test_32x32.mat into ROOT",
-    "cifar10": "torchvision.datasets.CIFAR10(root, download=True), or unpack cifar-10-python.tar.gz into ROOT (ROOT/cifar-10-batches-py/)",
-    "cifar100": "torchvision.datasets.CIFAR100(root, download=True), or unpack cifar-100-python.tar.gz into ROOT (ROOT/cifar-100-python/)",
-    "omniglot": "torchvision.datasets.Omniglot(root, background=True/False, download=True), or unpack images_background.zip / images_evaluation.zip into ROOT/omniglot-py/",
-    "mini-imagenet": "arrange mini-ImageNet as ROOT/{train,val,test}/<wnid>/*.jpg (the common layout of its split CSVs)",
+    "mnist": f"put {_IDX_FILES} (uncompressed) in ROOT/MNIST/raw/",
+    "fashion-mnist": f"put Fashion-MNIST's {_IDX_FILES} (uncompressed) in ROOT/FashionMNIST/raw/",
+    "kmnist": f"put Kuzushiji-MNIST's {_IDX_FILES} (uncompressed) in ROOT/KMNIST/raw/",
+    "svhn": "download train_32x32.mat / test_32x32.mat / extra_32x32.mat from "
+    "http://ufldl.stanford.edu/housenumbers/ into ROOT",
+    "cifar10": "unpack https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into ROOT "
+    "(giving ROOT/cifar-10-batches-py/)",
+    "cifar100": "unpack https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz into ROOT "
+    "(giving ROOT/cifar-100-python/)",
+    "omniglot": "unzip images_background.zip / images_evaluation.zip from "
+    "https://github.com/brendenlake/omniglot/tree/master/python into ROOT/omniglot-py/",
+    "mini-imagenet": "arrange mini-ImageNet as ROOT/{train,val,test}/<wnid>/*.jpg, or as ROOT/images/*.jpg "
+    "with the split files ROOT/{train,val,test}.csv (filename,label); it has no download",
 }
 
 
-def _fail(name: str, root, why: str) -> RayclError:
-    return RayclError(f"dataset '{name}' could not be loaded from {root!s}: {why}. To obtain it: {HOWTO[name]} (pass --download where there is a network).")
+def _howto(name: str) -> str:
+    tail = "" if name == "mini-imagenet" else ", or pass --download (torchvision fetches it) on a machine with a network"
+    return f"To obtain it: {HOWTO[name]}{tail}."
+
+
+def _fail(name: str, path, why: str) -> RayclError:
+    return RayclError(f"dataset '{name}' could not be loaded from {path!s}: {why}. {_howto(name)}")
 
 
 def _need_root(name: str, root, download: bool) -> Path:
     if root is None:
-        raise RayclError(f"dataset '{name}' needs a root folder (--data-root PATH). To obtain it: {HOWTO[name]}.")
+        raise RayclError(f"dataset '{name}' needs a root folder (--data-root PATH). {_howto(name)}")
     root = Path(root).expanduser()
     if not root.exists() and not download:
         raise _fail(name, root, "the folder does not exist")
     return root
 
 
-def _call(name: str, root: Path, make):
+def _call(name: str, path, make):
+    """Run `make`; anything it raises while reading the user's files is a data problem."""
     try:
         return make()
     except RayclError:
         raise
-    except (RuntimeError, FileNotFoundError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:
-        raise _fail(name, root, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable files'}") from None
+    except Exception as e:  # torchvision, PIL, pickle and scipy raise many types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unreadable file"
+        raise _fail(name, path, f"{type(e).__name__}: {first}") from None
 
 
-def _from_uint8(name: str, data, targets, classes) -> ImageSet:
-    x = torch.as_tensor(np.asarray(data))
-    if x.ndim == 3:  # (N, H, W) grayscale
-        x = x.unsqueeze(1)
-    elif x.shape[-1] == 3:  # (N, H, W, 3)
-        x = x.permute(0, 3, 1, 2)
-    return ImageSet(name, x.float().div_(255), torch.as_tensor(np.asarray(targets), dtype=torch.long), list(classes))
+def _missing(name: str, paths: list[Path]) -> None:
+    gone = [p for p in paths if not p.is_file()]
+    if gone:
+        hint = ""
+        if any(p.with_name(p.name + ".gz").is_file() for p in gone):
+            hint = " (found .gz files: gunzip them, or pass --download, which verifies and unpacks them offline)"
+        raise _fail(name, gone[0].parent, f"missing {', '.join(p.name for p in gone)}{hint}")
+
+
+def _uint8_images(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)).float().div_(255)
+
+
+def _labels(name: str, path, labels, num_classes: int, n: int) -> torch.Tensor:
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64).reshape(-1))
+    if len(y) != n:
+        raise _fail(name, path, f"{n} images but {len(y)} labels")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise _fail(name, path, f"labels outside 0..{num_classes - 1}")
+    return y
+
+
+# --- MNIST, Fashion-MNIST, KMNIST: IDX files through torchvision ----------------------------
+
+_IDX_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 
 
 def load_idx(name: str, root, split: str = "train", download: bool = False) -> ImageSet:
     import torchvision.datasets as tvd
 
-    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST}[name]
+    cls = getattr(tvd, _IDX_CLASSES[name])
     root = _need_root(name, root, download)
-    ds = _call(name, root, lambda: cls(str(root), train=split == "train", download=download))
-    return _from_uint8(name, ds.data, ds.targets, [str(c) for c in ds.classes])
+    raw = root / cls.__name__ / "raw"
+    if not download:  # torchvision wants all four files, uncompressed, whichever split is asked
+        _missing(name, [raw / Path(f).stem for f, _ in cls.resources])
+    ds = _call(name, raw, lambda: cls(str(root), train=split == "train", download=download))
+    x = ds.data.unsqueeze(1).float().div_(255)
+    return ImageSet(name, x, _labels(name, root, ds.targets, len(ds.classes), len(x)), [str(c) for c in ds.classes])
 
 
-def load_svhn(root, split: str = "train", download: bool = False) -> ImageSet:
-    import torchvision.datasets as tvd
-
-    root = _need_root("svhn", root, download)
-    ds = _call("svhn", root, lambda: tvd.SVHN(str(root), split=split, download=download))
-    # torchvision keeps SVHN as (N, 3, H, W) with digit 0 already mapped to label 0.
-    x = torch.as_tensor(ds.data).float().div_(255)
-    return ImageSet("svhn", x, torch.as_tensor(ds.labels, dtype=torch.long), [str(i) for i in range(10)])
+# --- CIFAR-10 / CIFAR-100: pickled batches ---------------------------------------------------
 
 
-def load_cifar(name: str, root, split: str = "train", download: bool = False) -> ImageSet:
-    import torchvision.datasets as tvd
+class _ArrayUnpickler(pickle.Unpickler):
+    """CIFAR batches hold only dicts, lists, strings and numpy arrays: refuse anything else,
+    so a foreign pickle cannot run code."""
 
-    cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
-    root = _need_root(name, root, download)
-    ds = _call(name, root, lambda: cls(str(root), train=split == "train", download=download))
-    out = _from_uint8(name, ds.data, ds.targets, ds.classes)
-    if name == "cifar100":
-        # torchvision drops the 20 superclasses; the noisy oracle needs them, so read them
-        # from the same pickled batch and meta files.
-        base = Path(root) / ds.base_folder
-        files = ds.train_list if split == "train" else ds.test_list
-        coarse = []
-        for fname, _ in files:
-            with open(base / fname, "rb") as f:
-                coarse += pickle.load(f, encoding="latin1")["coarse_labels"]
-        with open(base / "meta", "rb") as f:
-            out.coarse_names = pickle.load(f, encoding="latin1")["coarse_label_names"]
-        out.coarse_labels = torch.tensor(coarse, dtype=torch.long)
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"): ("numpy", "ndarray"),
+        ("numpy", "dtype"): ("numpy", "dtype"),
+        ("_codecs", "encode"): ("_codecs", "encode"),  # bytes in a protocol-2 pickle from Python 3
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a CIFAR batch")
+        return super().find_class(*self.ALLOWED[module, name])
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        out = _ArrayUnpickler(f, encoding="latin1").load()
+    if not isinstance(out, dict):
+        raise pickle.UnpicklingError(f"{path.name} holds a {type(out).__name__}, not a CIFAR dict")
     return out
 
 
-def load_omniglot(root, split: str = "background", download: bool = False) -> ImageSet:
-    """Omniglot's background (964 characters) or evaluation (659) alphabets, ink = 1."""
-    import torchvision.datasets as tvd
+_CIFAR = {  # name: (folder, train files, test files, meta file, label key, class-name key)
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+                "batches.meta", "labels", "label_names"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "meta", "fine_labels", "fine_label_names"),
+}
 
+
+def load_cifar(name: str, root, split: str = "train", download: bool = False) -> ImageSet:
+    folder, train_files, test_files, meta_file, label_key, names_key = _CIFAR[name]
+    root = _need_root(name, root, download)
+    if download:
+        import torchvision.datasets as tvd
+
+        cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+        _call(name, root, lambda: cls(str(root), train=split == "train", download=True))
+    base = root / folder
+    files = [base / f for f in (train_files if split == "train" else test_files)]
+    _missing(name, files + [base / meta_file])
+
+    def read(f: Path, fields):
+        try:
+            return fields(_unpickle(f))
+        except Exception as e:  # name the bad file among the batches
+            raise ValueError(f"{f.name}: {type(e).__name__}: {e}") from None
+
+    def batch(b: dict):
+        x = np.asarray(b["data"], dtype=np.uint8)
+        if x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
+            raise ValueError(f"data of shape {x.shape}, expected (N, 3072)")
+        return x, list(b[label_key]), list(b["coarse_labels"]) if name == "cifar100" else []
+
+    def names(m: dict):
+        return [str(c) for c in m[names_key]], [str(c) for c in m.get("coarse_label_names", [])]
+
+    class_names, coarse_names = _call(name, base, lambda: read(base / meta_file, names))
+    x, fine, coarse = zip(*[_call(name, base, lambda f=f: read(f, batch)) for f in files])
+    x, fine, coarse = np.concatenate(x), sum(fine, []), sum(coarse, [])
+    # Each row is 1024 red, then green, then blue values, each plane row-major.
+    out = ImageSet(name, _uint8_images(x.reshape(-1, 3, 32, 32)), _labels(name, base, fine, len(class_names), len(x)),
+                   class_names)
+    if name == "cifar100":  # the 20 superclasses the noisy oracle needs
+        out.coarse_names = coarse_names
+        out.coarse_labels = _labels(name, base, coarse, len(coarse_names), len(x))
+    return out
+
+
+# --- SVHN: MATLAB .mat files -----------------------------------------------------------------
+
+
+def load_svhn(root, split: str = "train", download: bool = False) -> ImageSet:
+    root = _need_root("svhn", root, download)
+    if download:
+        import torchvision.datasets as tvd
+
+        _call("svhn", root, lambda: tvd.SVHN(str(root), split=split, download=True))
+    path = root / f"{split}_32x32.mat"
+    _missing("svhn", [path])
+
+    def read():
+        import scipy.io
+
+        mat = scipy.io.loadmat(path)
+        x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1).astype(np.int64)
+        if x.ndim != 4 or x.shape[:3] != (32, 32, 3):
+            raise ValueError(f"X of shape {x.shape}, expected (32, 32, 3, N)")
+        return x, y
+
+    x, y = _call("svhn", path, read)
+    y[y == 10] = 0  # SVHN labels the digit 0 as 10
+    # X is (H, W, C, N); ImageSet wants (N, C, H, W).
+    return ImageSet("svhn", _uint8_images(x.transpose(3, 2, 0, 1)), _labels("svhn", path, y, 10, x.shape[3]),
+                    [str(i) for i in range(10)])
+
+
+# --- Omniglot: PNG folders ---------------------------------------------------------------------
+
+
+def _progress(items, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="img", leave=False, disable=None)  # silent off a terminal
+
+
+def load_omniglot(root, split: str = "background", download: bool = False, size: int | None = 28) -> ImageSet:
+    """Omniglot's background (964 characters) or evaluation (659) alphabets, ink = 1, resized
+    to `size` x `size` (28 by default, None keeps the native 105)."""
     root = _need_root("omniglot", root, download)
-    ds = _call("omniglot", root, lambda: tvd.Omniglot(str(root), background=split != "evaluation", download=download))
-    if not ds._flat_character_images:
-        raise _fail("omniglot", root, f"no character images under {ds.target_folder}")
+    if download:
+        import torchvision.datasets as tvd
+
+        _call("omniglot", root, lambda: tvd.Omniglot(str(root), background=split == "background", download=True))
+    sub = f"images_{split}"
+    tried = [root / "omniglot-py" / sub, root / sub]  # torchvision's layout, or unzipped into ROOT
+    folder = next((p for p in tried if p.is_dir()), None)
+    if folder is None:
+        raise _fail("omniglot", " or ".join(map(str, tried)), "no such folder")
+    characters = sorted(str(c.relative_to(folder)) for c in folder.glob("*/*") if c.is_dir())
+    files = [(f, k) for k, c in enumerate(characters) for f in sorted((folder / c).glob("*.png"))]
+    if not files:
+        raise _fail("omniglot", folder, "no <alphabet>/<character>/*.png images")
     from PIL import Image
 
     def read():
-        imgs = []
-        for fname, _ in ds._flat_character_images:
-            char = ds._characters[_]
-            with Image.open(Path(ds.target_folder, char, fname)) as im:
-                imgs.append(1.0 - np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
-        return np.stack(imgs)
+        x = np.empty((len(files), size or 105, size or 105), np.float32)
+        for i, (f, _) in enumerate(_progress(files, f"omniglot {split}")):
+            with Image.open(f) as im:
+                im = im.convert("L")
+                if size and im.size != (size, size):
+                    im = im.resize((size, size), Image.Resampling.BOX)  # area average of the strokes
+                if im.size != x.shape[1:]:
+                    raise ValueError(f"{f} is {im.size[0]}x{im.size[1]}, expected 105x105")
+                x[i] = np.asarray(im, dtype=np.float32)
+        return 1.0 - x / 255.0  # the PNGs are black ink on white
 
-    x = _call("omniglot", root, read)
-    labels = [c for _, c in ds._flat_character_images]
-    return ImageSet(f"omniglot-{split}", torch.from_numpy(x).unsqueeze(1), torch.tensor(labels), list(ds._characters))
+    x = _call("omniglot", folder, read)
+    labels = torch.tensor([k for _, k in files], dtype=torch.long)
+    return ImageSet(f"omniglot-{split}", torch.from_numpy(x).unsqueeze(1), labels, characters)
+
+
+# --- mini-ImageNet: a local class-per-folder tree, or images/ with the split CSVs -------------
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def _mini_imagenet_files(root: Path, split: str) -> tuple[list[tuple[Path, int]], list[str]]:
+    folder, csv_file = root / split, root / f"{split}.csv"
+    if folder.is_dir():  # ROOT/train/n01532829/*.jpg
+        classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+        files = [(f, k) for k, c in enumerate(classes) for f in sorted((folder / c).iterdir())
+                 if f.suffix.lower() in _IMAGE_SUFFIXES]
+        if not files:
+            raise _fail("mini-imagenet", folder, "no <wnid>/*.jpg images")
+        return files, classes
+    if csv_file.is_file() and (root / "images").is_dir():  # ROOT/images/*.jpg + ROOT/train.csv (filename,label)
+        import csv
+
+        with open(csv_file, newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+        if not rows or [c.strip() for c in rows[0][:2]] != ["filename", "label"]:
+            raise _fail("mini-imagenet", csv_file, "expected a 'filename,label' header")
+        classes = sorted({r[1] for r in rows[1:]})
+        index = {c: k for k, c in enumerate(classes)}
+        return [(root / "images" / r[0], index[r[1]]) for r in rows[1:]], classes
+    raise _fail("mini-imagenet", f"{folder} or {csv_file} with {root / 'images'}", f"no '{split}' split")
 
 
 def load_mini_imagenet(root, split: str = "train", download: bool = False, size: int = 84) -> ImageSet:
     if download:
-        raise RayclError("mini-ImageNet has no download; " + HOWTO["mini-imagenet"])
-    import torchvision.datasets as tvd
-    import torchvision.transforms.v2 as T
+        raise RayclError("mini-ImageNet has no download: " + HOWTO["mini-imagenet"])
+    from PIL import Image
 
     root = _need_root("mini-imagenet", root, False)
-    folder = root / split
-    if not folder.is_dir():
-        raise _fail("mini-imagenet", folder, f"no '{split}' folder")
-    tf = T.Compose([T.Resize((size, size)), T.PILToTensor()])
-    ds = _call("mini-imagenet", folder, lambda: tvd.ImageFolder(str(folder), transform=tf))
-    x = torch.stack([ds[i][0] for i in range(len(ds))]).float().div_(255)
-    return ImageSet("mini-imagenet", x, torch.tensor(ds.targets), list(ds.classes))
+    files, classes = _mini_imagenet_files(root, split)
+
+    def read():
+        x = np.empty((len(files), size, size, 3), np.uint8)
+        for i, (f, _) in enumerate(_progress(files, f"mini-imagenet {split}")):
+            with Image.open(f) as im:
+                x[i] = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+        return x
+
+    x = _call("mini-imagenet", root / split if (root / split).is_dir() else root / "images", read)
+    labels = torch.tensor([k for _, k in files], dtype=torch.long)
+    return ImageSet("mini-imagenet", _uint8_images(x.transpose(0, 3, 1, 2)), labels, classes)

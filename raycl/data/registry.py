@@ -42,9 +42,9 @@ SOURCES: dict[str, Source] = {
                lambda root, split, download, **kw: real.load_cifar("cifar10", root, split, download)),
         Source("cifar100", "CIFAR-100 with its 20 coarse superclasses (pickled batches)", False, ("train", "test"),
                lambda root, split, download, **kw: real.load_cifar("cifar100", root, split, download)),
-        Source("omniglot", "Omniglot characters (background / evaluation alphabets, PNG folders)", False,
-               ("background", "evaluation"), lambda root, split, download, **kw: real.load_omniglot(root, split, download)),
-        Source("mini-imagenet", "mini-ImageNet from a local folder ROOT/{train,val,test}/<wnid>/*.jpg", False,
+        Source("omniglot", "Omniglot characters (background / evaluation alphabets, PNG folders), 28x28 by default", False,
+               ("background", "evaluation"), lambda root, split, download, **kw: real.load_omniglot(root, split, download, **kw)),
+        Source("mini-imagenet", "mini-ImageNet from a local folder (ROOT/<split>/<wnid>/*.jpg or ROOT/images + ROOT/<split>.csv), 84x84 RGB", False,
                ("train", "val", "test"), lambda root, split, download, **kw: real.load_mini_imagenet(root, split, download, **kw)),
     ]
 }
