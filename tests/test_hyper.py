@@ -200,3 +200,20 @@ def test_deployment_learns_its_last_task_and_replay_remembers():
     assert rows[-1]["last_task"] == 1.0
     rep = deploy_replay(model, theta0, phi0, s, 300, 0.3, cfg.mode, 3, torch.Generator().manual_seed(0))
     assert rep[-1]["memory"] > 0.8
+
+
+def test_summary_pairs_seeds_and_flags_a_two_std_win():
+    from raycl.hyper.evaluate import summarize
+
+    rows = []
+    for seed, (a, b) in enumerate([(0.9, 0.5), (0.8, 0.55), (0.85, 0.45)]):
+        rows.append({"contender": "trained", "set": "meta-test", "seed": seed, "d": 5, "task": 5,
+                     "memory": a, "generalization": 0.5, "last_task": 1.0})
+        rows.append({"contender": "random", "set": "meta-test", "seed": seed, "d": 5, "task": 5,
+                     "memory": b, "generalization": 0.5, "last_task": 1.0})
+    s = summarize(rows, {"trained": {"lr": 0.1}, "random": {"lr": 0.3}})
+    assert s["trained"]["meta-test"]["memory"]["mean"] == pytest.approx(0.85)
+    paired = s["random"]["meta-test"]["trained minus this"]
+    assert paired["memory"]["mean"] == pytest.approx(0.35)
+    assert paired["memory"]["beats_by_2std"] is True
+    assert paired["generalization"]["beats_by_2std"] is False

@@ -92,18 +92,41 @@ def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, s
     return rows, chosen
 
 
-def summarize(rows: list[dict], chosen: dict) -> dict:
-    """Mean and std over seeds after all d tasks, per contender and set."""
-    out: dict = {}
-    final = {}
+METRICS = ("memory", "generalization", "last_task")
+
+
+def _stats(v: list[float]) -> dict:
+    t = torch.tensor(v, dtype=torch.float64)
+    return {"mean": float(t.mean()), "std": float(t.std(unbiased=False)), "n": len(t)}
+
+
+def summarize(rows: list[dict], chosen: dict, reference: str | None = None) -> dict:
+    """Mean and std over seeds after all d tasks, per contender and set, and each
+    contender's paired difference from `reference` (the first contender by default) on
+    the same deployment sequences. `beats_by_2std` asks whether the mean difference exceeds
+    twice the larger of the two contenders' std."""
+    final: dict = {}
     for r in rows:
         if r["task"] == r["d"]:
-            final.setdefault((r["contender"], r["set"]), []).append(r)
-    for (c, s), rs in final.items():
-        entry = out.setdefault(c, {"lr": chosen[c]["lr"]}).setdefault(s, {})
-        for k in ("memory", "generalization", "last_task"):
-            v = torch.tensor([r[k] for r in rs], dtype=torch.float64)
-            entry[k] = {"mean": float(v.mean()), "std": float(v.std(unbiased=False)), "n": len(v)}
+            final.setdefault(r["contender"], {}).setdefault(r["set"], {})[r["seed"]] = r
+    out: dict = {}
+    for c, by_set in final.items():
+        out[c] = {"lr": chosen[c]["lr"]}
+        for s, by_seed in by_set.items():
+            out[c][s] = {k: _stats([r[k] for r in by_seed.values()]) for k in METRICS}
+    reference = reference or next(iter(final))
+    for c, by_set in final.items():
+        if c == reference:
+            continue
+        for s, by_seed in by_set.items():
+            ref = final[reference][s]
+            seeds = sorted(set(by_seed) & set(ref))
+            entry = {}
+            for k in ("memory", "generalization"):
+                diff = _stats([ref[i][k] - by_seed[i][k] for i in seeds])
+                spread = max(out[reference][s][k]["std"], out[c][s][k]["std"])
+                entry[k] = {**diff, "beats_by_2std": diff["mean"] > 2 * spread}
+            out[c][s][f"{reference} minus this"] = entry
     return out
 
 
@@ -120,4 +143,22 @@ def format_table(summary: dict, mode: str = "supervised") -> str:
                 m = entry.get(s, {}).get(k)
                 cells.append(f"{m['mean'] * scale:>10.1f} ± {m['std'] * scale:<4.1f}" if m else f"{'-':>17}")
         lines.append(f"{c:<22}{entry['lr']:>8.3g}  " + "  ".join(f"{x:>17}" for x in cells))
+    return "\n".join(lines)
+
+
+def format_differences(summary: dict, mode: str = "supervised") -> str:
+    """One line per baseline and set: the reference's paired advantage and whether it beats by 2 std."""
+    scale = 100 if mode == "supervised" else 1
+    lines = []
+    for c, entry in summary.items():
+        for s, m in entry.items():
+            if s == "lr":
+                continue
+            for key, diff in m.items():
+                if not key.endswith("minus this"):
+                    continue
+                ref = key[: -len(" minus this")]
+                cells = [f"{k} {diff[k]['mean'] * scale:+.1f} (paired std {diff[k]['std'] * scale:.1f}, "
+                         f"{'>' if diff[k]['beats_by_2std'] else 'not >'} 2 std)" for k in ("memory", "generalization")]
+                lines.append(f"{ref} vs {c}, {s}: " + "; ".join(cells))
     return "\n".join(lines)

@@ -10,7 +10,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from raycl.hyper.config import HyperConfig  # noqa: E402
-from raycl.hyper.evaluate import Contender, compare, deployment_sets, format_table, summarize  # noqa: E402
+from raycl.hyper.evaluate import (  # noqa: E402
+    Contender,
+    compare,
+    deployment_sets,
+    format_differences,
+    format_table,
+    summarize,
+)
 from raycl.hyper.models import build_model  # noqa: E402
 from raycl.hyper.trainer import load_checkpoint  # noqa: E402
 from raycl.runio import read_parquet, save_figure, write_json, write_parquet  # noqa: E402
@@ -34,7 +41,7 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
         rows, chosen = compare(contenders, sets, cfg, d, seeds, criterion=criterion, progress=progress)
         all_rows += rows
         s = summarize(rows, chosen)
-        summary["by_d"][str(d)] = {"results": s, "selection": chosen, "table": format_table(s, cfg.mode)}
+        summary["by_d"][str(d)] = {"results": s, "selection": chosen, "table": format_table(s, cfg.mode) + "\n" + format_differences(s, cfg.mode)}
         save_figure(curves_figure(rows, d, cfg.mode), run / f"deployment_d{d}.png")
     write_parquet(run / "deployment.parquet", all_rows)
     if (run / "hyper_training.parquet").exists():
