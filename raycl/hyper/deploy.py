@@ -33,8 +33,10 @@ def stage_metrics(model, params: Params, stream: HyperStream, seen: int, mode: s
     }
 
 
-def deploy(model, theta0: Params, phi: Params, stream: HyperStream, k: int, lr: float, mode: str) -> list[dict]:
-    """Learn the stream's tasks in order with φ fixed; metrics after each task."""
+def deploy(model, theta0: Params, phi: Params, stream: HyperStream, k: int, lr: float, mode: str,
+           on_task=None) -> list[dict]:
+    """Learn the stream's tasks in order with φ fixed; metrics after each task.
+    `on_task(j, params)` is called after task j (1-based), e.g. to draw reconstructions."""
     theta = dict(theta0)
     rows = []
     for j in range(stream.n_tasks):
@@ -42,6 +44,8 @@ def deploy(model, theta0: Params, phi: Params, stream: HyperStream, k: int, lr: 
         for _ in range(k):
             theta, _ = synaptic_step(model, theta, phi, x, y, lr, mode)
         rows.append({"task": j + 1, **stage_metrics(model, {**theta, **phi}, stream, j + 1, mode)})
+        if on_task is not None:
+            on_task(j + 1, {**theta, **phi})
     return rows
 
 

@@ -100,11 +100,13 @@ def _stats(v: list[float]) -> dict:
     return {"mean": float(t.mean()), "std": float(t.std(unbiased=False)), "n": len(t)}
 
 
-def summarize(rows: list[dict], chosen: dict, reference: str | None = None) -> dict:
+def summarize(rows: list[dict], chosen: dict, reference: str | None = None, lower_is_better: bool = False) -> dict:
     """Mean and std over seeds after all d tasks, per contender and set, and each
     contender's paired difference from `reference` (the first contender by default) on
-    the same deployment sequences. `beats_by_2std` asks whether the mean difference exceeds
-    twice the larger of the two contenders' std."""
+    the same deployment sequences, signed so that positive favours the reference (for MSE,
+    lower_is_better). `beats_by_2std` asks whether the mean difference exceeds twice the
+    larger of the two contenders' std."""
+    sign = -1.0 if lower_is_better else 1.0
     final: dict = {}
     for r in rows:
         if r["task"] == r["d"]:
@@ -123,7 +125,7 @@ def summarize(rows: list[dict], chosen: dict, reference: str | None = None) -> d
             seeds = sorted(set(by_seed) & set(ref))
             entry = {}
             for k in ("memory", "generalization"):
-                diff = _stats([ref[i][k] - by_seed[i][k] for i in seeds])
+                diff = _stats([sign * (ref[i][k] - by_seed[i][k]) for i in seeds])
                 spread = max(out[reference][s][k]["std"], out[c][s][k]["std"])
                 entry[k] = {**diff, "beats_by_2std": diff["mean"] > 2 * spread}
             out[c][s][f"{reference} minus this"] = entry
@@ -158,7 +160,8 @@ def format_differences(summary: dict, mode: str = "supervised") -> str:
                 if not key.endswith("minus this"):
                     continue
                 ref = key[: -len(" minus this")]
+                better = "advantage" if mode == "supervised" else "advantage (lower MSE)"
                 cells = [f"{k} {diff[k]['mean'] * scale:+.1f} (paired std {diff[k]['std'] * scale:.1f}, "
                          f"{'>' if diff[k]['beats_by_2std'] else 'not >'} 2 std)" for k in ("memory", "generalization")]
-                lines.append(f"{ref} vs {c}, {s}: " + "; ".join(cells))
+                lines.append(f"{ref} vs {c}, {s}, {better}: " + "; ".join(cells))
     return "\n".join(lines)

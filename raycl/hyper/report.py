@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from raycl.hyper.config import HyperConfig  # noqa: E402
 from raycl.hyper.evaluate import (  # noqa: E402
+    EVAL_SEED,
     Contender,
     compare,
     deployment_sets,
@@ -40,14 +41,49 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
     for d in ds or [cfg.d]:
         rows, chosen = compare(contenders, sets, cfg, d, seeds, criterion=criterion, progress=progress)
         all_rows += rows
-        s = summarize(rows, chosen)
+        s = summarize(rows, chosen, lower_is_better=cfg.mode == "unsupervised")
         summary["by_d"][str(d)] = {"results": s, "selection": chosen, "table": format_table(s, cfg.mode) + "\n" + format_differences(s, cfg.mode)}
         save_figure(curves_figure(rows, d, cfg.mode), run / f"deployment_d{d}.png")
+        if cfg.mode == "unsupervised":
+            fig = reconstruction_figure(contenders[0], sets["meta-eval"], cfg, d, chosen[contenders[0].name]["lr"])
+            save_figure(fig, run / f"reconstructions_d{d}.png")
     write_parquet(run / "deployment.parquet", all_rows)
     if (run / "hyper_training.parquet").exists():
         save_figure(training_figure(read_parquet(run / "hyper_training.parquet")), run / "hyper_training.png")
     write_json(run / "summary.json", summary)
     return summary
+
+
+def reconstruction_figure(c: Contender, pool, cfg: HyperConfig, d: int, lr: float):
+    """Like Fig 6.4: reconstructions of one instance of every class of a meta-eval sequence,
+    after the first task, halfway, and after all d (rows), classes in learning order (columns)."""
+    import torch
+    from torch.func import functional_call
+
+    from raycl.hyper.deploy import deploy, deployment_streams
+
+    stream = deployment_streams(pool, 1, d, cfg.deploy_i, cfg.deploy_holdout, EVAL_SEED)[0]
+    x = stream.train_x[:, 0]
+    stages = sorted({1, max(1, d // 2), d})
+    shots = {}
+
+    def grab(j, params):
+        if j in stages:
+            with torch.no_grad():
+                shots[j] = functional_call(c.model, params, (x,))
+
+    deploy(c.model, c.theta0, c.phi, stream, cfg.k, lr, cfg.mode, on_task=grab)
+    side = cfg.image_size
+    fig, axes = plt.subplots(len(stages) + 1, d, figsize=(d * 0.9, (len(stages) + 1) * 0.95), squeeze=False)
+    for col in range(d):
+        for row, img in enumerate([x] + [shots[j] for j in stages]):
+            ax = axes[row][col]
+            ax.imshow(img[col].view(side, side), cmap="gray")
+            ax.axis("off")
+    for row, label in enumerate(["input"] + [f"after {j}" for j in stages]):
+        axes[row][0].set_title(label, fontsize=7, loc="left")
+    fig.suptitle("deployment reconstructions (classes in learning order)", fontsize=9)
+    return fig
 
 
 def curves_figure(rows: list[dict], d: int, mode: str):
