@@ -66,6 +66,7 @@ def register(sub) -> None:
                    help="what the learning-rate selection on meta-train maximises")
     q.add_argument("--threads", type=int, default=1, help="torch threads")
     q.set_defaults(func=cmd_deploy)
+    register_report(sub)
 
 
 def _config(args) -> HyperConfig:
@@ -108,4 +109,37 @@ def cmd_deploy(args) -> int:
     for d, entry in summary["by_d"].items():
         print(f"\nd = {d}\n{entry['table']}")
     print(f"\nwrote {Path(args.run) / 'summary.json'}")
+    return 0
+
+
+def register_report(sub) -> None:
+    p = sub.add_parser("report", help="write Markdown reports from result folders",
+                       description="Reports that read run folders and write one Markdown file with tables and PNGs.")
+    rsub = p.add_subparsers(dest="report_command", metavar="KIND", required=True)
+    h = rsub.add_parser(
+        "hyper", help="Hyper-Learning against tuned baselines, the IID control, diagnostics",
+        description="For every hyper-training run under RESULTS: deploy the hyper-trained phenotype, its IID "
+        "control (trained into RUN/iid-control when missing), random phenotypes at gains 1/1.5/2, a tanh MLP and "
+        "iid replay, each at its own learning rate chosen on meta-train only, at each d over --seeds sequences; "
+        "representation diagnostics; writes RESULTS/report.md with PNGs.",
+    )
+    h.add_argument("results", help="folder holding hyper-training runs (e.g. runs/)")
+    h.add_argument("--out", default=None, help="Markdown file (default RESULTS/report.md)")
+    h.add_argument("--d", type=int, action="append", help="deployment tasks (repeatable; default 5 and 10)")
+    h.add_argument("--seeds", type=int, default=20, help="deployment sequences per set (default %(default)s)")
+    h.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits)")
+    h.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
+    h.add_argument("--threads", type=int, default=1, help="torch threads")
+    h.set_defaults(func=cmd_report_hyper)
+
+
+def cmd_report_hyper(args) -> int:
+    import torch
+
+    from raycl.hyper.study import report_hyper
+
+    torch.set_num_threads(args.threads)
+    out = report_hyper(Path(args.results), Path(args.out) if args.out else None, tuple(args.d or (5, 10)),
+                       args.seeds, args.eval_source, args.eval_root)
+    print(f"wrote {out}")
     return 0

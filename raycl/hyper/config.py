@@ -67,7 +67,8 @@ class HyperConfig:
 
     @property
     def n_outputs(self) -> int:
-        return max(self.h_h, self.d)
+        """Class outputs: enough for the stream, for d, and for 10-class meta-eval sets."""
+        return max(self.h_h, self.d, 10)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +96,11 @@ PRESETS: dict[str, HyperConfig] = {
                                     n_channels=16, sharing="net1"),
     "paper-unsupervised": HyperConfig(mode="unsupervised", epochs=300, image_size=28,
                                       target_params=20_000_000, n_channels=16, latent=64),
+    # pushing on generalization (issue 11); each is reported, whether it helped or not
+    "gen-synaptic-lr": HyperConfig(epochs=60, lr_synapses=1e-2),
+    "gen-heldout-loss": HyperConfig(epochs=60, hyper_loss_over="heldout", holdout=10),
+    "gen-through-update": HyperConfig(epochs=60, phi_grad="through-update", lr_synapses=1e-2),
+    "gen-bigger": HyperConfig(epochs=60, n_channels=8, phenotype_hidden=(30, 15), h_cl=30, h_h=40, holdout=5),
     # over-training (§6.4.3), d = 3
     "overtrain-1": HyperConfig(i=1, h_cl=3, h_h=5, d=3),
     "overtrain-2": HyperConfig(i=5, h_cl=6, h_h=10, d=3),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from raycl import RayclError
 from raycl.data import load
 from raycl.hyper.algorithm import Params
 from raycl.hyper.config import HyperConfig
@@ -76,6 +77,8 @@ def select_lr(c: Contender, pool, cfg: HyperConfig, d: int, lrs=DEFAULT_LRS, n_s
 def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, seeds: int = 5,
             lrs=DEFAULT_LRS, criterion: str = "memory", progress: bool = True) -> tuple[list[dict], dict]:
     """Rows (contender, set, seed, task, metrics) and the chosen learning rates."""
+    if cfg.mode == "supervised" and d > cfg.n_outputs:
+        raise RayclError(f"d={d} exceeds the network's {cfg.n_outputs} class outputs; deploy with --d <= {cfg.n_outputs}")
     rows, chosen = [], {}
     total = len(contenders) * (1 + len(sets))
     bar = tqdm(total=total, desc=f"deploying (d={d})", disable=not progress)

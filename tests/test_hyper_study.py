@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from raycl.data import ImageSet
+from raycl.hyper.config import preset
+from raycl.hyper.diagnostics import centred_cosine
+from raycl.hyper.evaluate import Contender, compare
+from raycl.hyper.models import build_model
+from raycl.hyper.stream import prepare_pool
+
+torch.set_num_threads(1)
+
+
+def test_centred_cosine_identical_rows_is_one_and_orthogonal_codes_zero():
+    row = torch.tensor([0.3, -0.2, 0.9, 0.1])
+    same = centred_cosine(row.repeat(4, 1), torch.tensor([0, 0, 1, 1]))
+    assert same["within"] == pytest.approx(1.0)
+    assert same["between"] == pytest.approx(1.0)
+    h = torch.tensor([[1.0, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1]])  # zero-mean, mutually orthogonal
+    ortho = centred_cosine(h, torch.tensor([0, 0, 1]))
+    assert ortho["within"] == pytest.approx(0.0, abs=1e-12)
+    assert ortho["between"] == pytest.approx(0.0, abs=1e-12)
+
+
+def _pool(name, n_classes, seed, nan=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n_classes * 8, 1, 8, 8, generator=g)
+    if nan:
+        x = torch.full_like(x, float("nan"))
+    y = torch.arange(n_classes).repeat_interleave(8)
+    return prepare_pool(ImageSet(name, x, y, [str(i) for i in range(n_classes)]), 8)
+
+
+def test_learning_rates_are_chosen_without_touching_meta_test_or_meta_eval():
+    cfg = preset("tiny", deploy_i=2, deploy_holdout=2)
+    model, theta0, phi0 = build_model(cfg)
+    cont = [Contender("a", model, theta0, phi0), Contender("b", model, theta0, phi0, kind="replay", budget=20)]
+    lrs = (0.01, 0.1, 1.0)
+    clean = {"meta-train": _pool("tr", 12, 0), "meta-test": _pool("te", 12, 1), "meta-eval": _pool("ev", 10, 2)}
+    poisoned = {**clean, "meta-test": _pool("te", 12, 1, nan=True), "meta-eval": _pool("ev", 10, 2, nan=True)}
+    _, chosen_clean = compare(cont, clean, cfg, 3, seeds=2, lrs=lrs, progress=False)
+    rows, chosen_poisoned = compare(cont, poisoned, cfg, 3, seeds=2, lrs=lrs, progress=False)
+    assert chosen_clean == chosen_poisoned
+    # the poisoned sets were really deployed on (and gave NaN-driven chance accuracy), yet changed no choice
+    assert {r["set"] for r in rows} == {"meta-train", "meta-test", "meta-eval"}
