@@ -90,6 +90,7 @@ class KillsAWorker(RayTrainer):
             ray.kill(self.workers[0], no_restart=False)
 
 
+@pytest.mark.slow
 def test_ray_kill_of_a_worker_is_survived(cluster, pool, reference):
     trainer = KillsAWorker(CFG, pool=pool)
     trainer.train(progress=False)
