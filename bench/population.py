@@ -4,8 +4,9 @@ For each model size (synapse parameters per model) and population M it runs the 
 trainer and the Ray trainer for --epochs outer epochs and measures the last epoch's steps
 (its first step, which also samples the hyper-streams, left out). Prints one JSON line:
 speed-up (reference step time / Ray step time), Ray's per-step synchronisation overhead in
-ms and as a share of the step's compute (critical path: slowest worker + φ update), and the
-per-model compute in each backend, which shows contention for cores.
+ms and as a share of the step's compute (critical path: slowest worker + φ update), the
+per-model compute in each backend, which shows contention for cores, and the floor of
+Ray's synchronisation: the same call chain with no compute.
 
     PYTHONPATH=. python bench/population.py                       # 0.4M and 10M, M = 1, 2
     PYTHONPATH=. python bench/population.py --sizes 4e5 --populations 1,2,4 --k 20
@@ -39,6 +40,34 @@ def steady(trace: dict) -> dict:
     return {"step_ms": 1e3 * mean(trace["wall_s"]), "compute_ms": 1e3 * mean(trace["compute_s"]),
             "sync_ms": 1e3 * mean(trace["sync_s"]),
             "model_compute_ms": [round(1e3 * mean(m), 2) for m in trace["model_compute_s"]]}
+
+
+def chain_floor_ms(m: int, n: int = 200) -> float:
+    """Ray's own cost of one step with no compute: the same call chain as RayTrainer (M
+    workers take φ's ref, the server takes their M refs and returns the next φ)."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Worker:
+        def advance(self, phi):
+            return {k: v * 0 for k, v in phi.items()}, 0.0
+
+    @ray.remote(num_cpus=0)
+    class Server:
+        def step(self, *results):
+            return {"w": torch.zeros(424)}
+
+    ws, s = [Worker.remote() for _ in range(m)], Server.remote()
+    phi = s.step.remote()
+    ray.get(phi)
+    t = time.perf_counter()
+    for _ in range(n):
+        phi = s.step.remote(*[w.advance.remote(phi) for w in ws])
+    ray.get(phi)
+    ms = 1e3 * (time.perf_counter() - t) / n
+    for a in [s, *ws]:
+        ray.kill(a)
+    return ms
 
 
 def main(argv=None) -> int:
@@ -76,6 +105,7 @@ def main(argv=None) -> int:
                 row["phenotype_params"] = sum(t.numel() for t in ref.phi0.values())
                 ref.train(progress=False)
                 row["reference"] = steady(ref.last_trace)
+            row["ray_chain_floor_ms"] = chain_floor_ms(m)
             rt = RayTrainer(cfg, pool=pool, gpus_per_model=args.gpus_per_model)
             t = time.perf_counter()
             rt.train(progress=False)
