@@ -81,18 +81,23 @@ def test_worker_dying_mid_epoch_is_restarted_and_the_run_matches(cluster, pool, 
     assert strip(trainer.history) == strip(reference.history)
 
 
-class KillsAWorker(RayTrainer):
-    """ray.kill(no_restart=False) on worker 0 right after epoch 1, while its restore point is taken."""
+class KillsAnActor(RayTrainer):
+    """ray.kill(no_restart=False) on one actor right after epoch 1, while its restore point is taken."""
+
+    victim = "worker"
+    killed = False
 
     def _epoch_done(self, save):
         super()._epoch_done(save)
-        if self.epoch == 1:
-            ray.kill(self.workers[0], no_restart=False)
+        if self.epoch == 1 and not self.killed:  # once: a rollback may bring epoch 1 back
+            self.killed = True
+            ray.kill(self.server if self.victim == "server" else self.workers[0], no_restart=False)
 
 
 @pytest.mark.slow
-def test_ray_kill_of_a_worker_is_survived(cluster, pool, reference):
-    trainer = KillsAWorker(CFG, pool=pool)
+@pytest.mark.parametrize("victim", ["worker", "server"])
+def test_ray_kill_of_an_actor_is_survived(cluster, pool, reference, victim):
+    trainer = type("Kills", (KillsAnActor,), {"victim": victim})(CFG, pool=pool)
     trainer.train(progress=False)
     assert trainer.recoveries == 1
     assert_same_phi(trainer.phi, reference.phi)

@@ -63,6 +63,7 @@ class RayTrainer(PopulationTrainer):
         self._restore_points: list = []  # ObjectRefs of checkpoints, oldest first
         self._inflight: list = []  # this attempt's refs, to let them settle before a rollback
         self._phi_ref = None
+        self._ctor_refs: tuple = ()
 
     # --- actors -----------------------------------------------------------------------------
     def _start(self) -> None:
@@ -75,7 +76,8 @@ class RayTrainer(PopulationTrainer):
         o = self.options
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         cfg = self.cfg.to_dict()
-        pool, theta0 = ray.put(self.pool), ray.put(self.theta0)
+        # held for the actors' lifetime: Ray re-runs a restarted actor's constructor with them
+        self._ctor_refs = pool, theta0, phi0 = ray.put(self.pool), ray.put(self.theta0), ray.put(self.phi0)
         worker_cls = ray.remote(SynapseWorker).options(
             num_cpus=o["cpus_per_model"], num_gpus=o["gpus_per_model"] if has_gpus else 0,
             max_restarts=o["max_restarts"], max_task_retries=0)
@@ -86,7 +88,7 @@ class RayTrainer(PopulationTrainer):
         self.server = ray.remote(PhenotypeServer).options(
             num_cpus=0, max_restarts=o["max_restarts"], max_task_retries=0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-        ).remote(cfg, theta0, ray.put(self.phi0), str(self.run.path.resolve()) if self.run else None)
+        ).remote(cfg, theta0, phi0, str(self.run.path.resolve()) if self.run else None)
         self._push(ray.put(self._state))
         self._restore_points = [self._last_pushed]
 
@@ -112,6 +114,7 @@ class RayTrainer(PopulationTrainer):
             for a in [self.server, *self.workers]:
                 ray.kill(a)
             self.server, self.workers, self._restore_points, self._inflight = None, [], [], []
+            self._ctor_refs = ()
 
     @property
     def phi(self):
@@ -231,7 +234,8 @@ class RayTrainer(PopulationTrainer):
             return
         raise RayclError("an actor died and no restore point survived; resume from the run folder with --resume")
 
-    def _await_actors(self, timeout_s: float = 120.0) -> None:
+    def _await_actors(self, timeout_s: float = 180.0) -> None:
+        """Wait until every actor answers again (Ray restarts the dead ones)."""
         import ray
         from ray import exceptions as rex
 
@@ -241,12 +245,22 @@ class RayTrainer(PopulationTrainer):
                 try:
                     ray.get(a.ready.remote(), timeout=max(1.0, deadline - time.monotonic()))
                     break
-                except (rex.ActorUnavailableError, rex.GetTimeoutError):
-                    pass
-                except rex.ActorDiedError as e:
-                    raise RayclError(f"an actor died for good (its restarts are used up): {e}; "
-                                     "resume the run with --resume") from None
+                except (rex.RayActorError, rex.GetTimeoutError):
+                    # a call that reached the old incarnation fails too; only the GCS knows for sure
+                    if _dead_for_good(a):
+                        raise RayclError("an actor died for good (its restarts are used up); "
+                                         "resume the run with --resume") from None
                 if time.monotonic() > deadline:
-                    raise RayclError("restarted actors did not come back within "
-                                     f"{timeout_s:.0f} s; resume the run with --resume")
+                    raise RayclError(f"restarted actors did not come back within {timeout_s:.0f} s; "
+                                     "resume the run with --resume")
                 time.sleep(0.2)
+
+
+def _dead_for_good(actor) -> bool:
+    """DEAD in the GCS actor table (RESTARTING and ALIVE are not). Ray's own debugging accessor."""
+    try:
+        from ray._private.state import actors
+
+        return actors(actor_id=actor._actor_id.hex()).get("State") == "DEAD"
+    except Exception:  # noqa: BLE001 - the accessor moved: fall back to the deadline
+        return False
