@@ -123,3 +123,17 @@ def test_resume_from_a_mid_epoch_checkpoint_after_the_run_stopped(cluster, pool,
     cross.restore(ckpt)
     cross.train(progress=False)
     assert_same_phi(cross.phi, reference.phi)
+
+
+def test_an_error_the_user_can_fix_comes_back_as_itself(cluster):
+    from raycl.population.trainer import _recoverable, _user_error
+
+    @ray.remote(num_cpus=0)
+    def nan_gradient():
+        raise RayclError("the phenotype gradient is not finite (NaN/inf); lower lr_synapses or lr_phenotype")
+
+    with pytest.raises(Exception) as info:
+        ray.get(nan_gradient.remote())
+    assert not _recoverable(info.value)
+    err = _user_error(info.value)
+    assert type(err) is RayclError and str(err).startswith("the phenotype gradient is not finite")
