@@ -138,6 +138,8 @@ def register_report(sub) -> None:
     h.add_argument("--seeds", type=int, default=20, help="deployment sequences per set (default %(default)s)")
     h.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits)")
     h.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
+    h.add_argument("--no-iid-control", action="store_true",
+                   help="do not train missing IID controls (existing RUN/iid-control checkpoints are still used)")
     h.add_argument("--threads", type=int, default=1, help="torch threads")
     h.set_defaults(func=cmd_report_hyper)
 
@@ -149,6 +151,6 @@ def cmd_report_hyper(args) -> int:
 
     torch.set_num_threads(args.threads)
     out = report_hyper(Path(args.results), Path(args.out) if args.out else None, tuple(args.d or (5, 10)),
-                       args.seeds, args.eval_source, args.eval_root)
+                       args.seeds, args.eval_source, args.eval_root, train_control=not args.no_iid_control)
     print(f"wrote {out}")
     return 0

@@ -23,7 +23,7 @@ from raycl.hyper.evaluate import EVAL_SEED, Contender, compare, deployment_sets,
 from raycl.hyper.models import build_model  # noqa: E402
 from raycl.hyper.report import curves_figure  # noqa: E402
 from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint  # noqa: E402
-from raycl.runio import atomic_write_bytes, save_figure, write_json, write_parquet  # noqa: E402
+from raycl.runio import atomic_write_bytes, read_json, save_figure, write_json, write_parquet  # noqa: E402
 
 GAINS = (1.5, 2.0)  # random phenotypes beyond the initial gain 1
 NOT_BASELINES = ("hyper-trained", "IID control", "iid replay (500)")  # replay is reported, not "beaten"
@@ -55,12 +55,12 @@ def iid_control(run: Path, ckpt: dict, progress: bool) -> dict:
     return load_checkpoint(out)
 
 
-def contenders_for(run: Path, ckpt: dict, progress: bool) -> tuple[HyperConfig, list[Contender]]:
+def contenders_for(run: Path, ckpt: dict, progress: bool, train_control: bool = True) -> tuple[HyperConfig, list[Contender]]:
     cfg = HyperConfig.from_dict(ckpt["config"])
     model, _, _ = build_model(cfg)
     theta0, phi0 = ckpt["theta0"], ckpt["phi0"]
     out = [Contender("hyper-trained", model, theta0, ckpt["server"]["phi"])]
-    if cfg.order == "sequential":
+    if cfg.order == "sequential" and (train_control or (run / "iid-control" / CHECKPOINT).exists()):
         out.append(Contender("IID control", model, theta0, iid_control(run, ckpt, progress)["server"]["phi"]))
     out.append(Contender("random phenotype g=1", model, theta0, phi0))
     for g in GAINS:
@@ -157,13 +157,17 @@ def _pct(m: dict) -> str:
 
 
 def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits", eval_root=None,
-              progress: bool = True) -> dict:
+              progress: bool = True, train_control: bool = True) -> dict:
     ckpt = load_checkpoint(run)
-    cfg, contenders = contenders_for(run, ckpt, progress)
+    with_control = (train_control or (run / "iid-control" / CHECKPOINT).exists()) and ckpt["config"]["order"] == "sequential"
+    key = {"epochs": ckpt["epoch"], "ds": list(ds), "seeds": seeds, "eval_source": eval_source, "iid_control": with_control}
+    if (run / "report.json").exists() and read_json(run / "report.json").get("key") == key:
+        return read_json(run / "report.json")  # a finished study of this very checkpoint
+    cfg, contenders = contenders_for(run, ckpt, progress, train_control)
     if cfg.mode != "supervised":
         raise RayclError(f"{run}: the report covers supervised runs; deploy unsupervised runs with `raycl deploy`")
     sets = deployment_sets(cfg, eval_source, eval_root)
-    study = {"run": str(run), "config": cfg.to_dict(), "epochs": ckpt["epoch"], "by_d": {}}
+    study = {"run": str(run), "key": key, "config": cfg.to_dict(), "epochs": ckpt["epoch"], "by_d": {}}
     all_rows, diag_rows = [], []
     for d in ds:
         rows, chosen = compare(contenders, sets, cfg, d, seeds, progress=progress)
@@ -207,10 +211,13 @@ def claims(study: dict) -> list[str]:
                 base = {c: v[s][k] for c, v in res.items() if c not in NOT_BASELINES}
                 best = max(base, key=lambda c: base[c]["mean"])
                 ht = res["hyper-trained"][s][k]
-                diff = ht["mean"] - base[best]["mean"]
+                paired = res[best][s]["hyper-trained minus this"][k]
+                diff = paired["mean"]
                 spread = max(ht["std"], base[best]["std"])
+                t = diff / max(paired["std"], 1e-12) * paired["n"] ** 0.5
                 verdict = "yes, by > 2 std" if diff > 2 * spread else ("yes, within 2 std" if diff > 0 else "no")
-                lines.append(f"| {d} | {s} | {k} | {_pct(ht)} | {best}: {_pct(base[best])} | {100 * diff:+.1f} | {verdict} |")
+                lines.append(f"| {d} | {s} | {k} | {_pct(ht)} | {best}: {_pct(base[best])} | "
+                             f"{100 * diff:+.1f} ± {100 * paired['std']:.1f} (t = {t:.1f}) | {verdict} |")
     return lines
 
 
@@ -232,7 +239,7 @@ def write_report(results: Path, studies: list[dict], out: Path) -> Path:
                f"order {cfg['order']}, φ gradient {cfg['phi_grad']}, lr θ {cfg['lr_synapses']}, lr φ {cfg['lr_phenotype']}, "
                f"hidden {cfg['hidden']}, n_channels {cfg['n_channels']}, source {cfg['source']}.", "",
                "### Claims", "",
-               "| d | set | metric | hyper-trained | best tuned replay-free baseline | difference | hyper-trained better? |",
+               "| d | set | metric | hyper-trained | best tuned replay-free baseline | paired difference (t over seeds) | hyper-trained better? (2 std = the larger std of the two) |",
                "|---|---|---|---|---|---|---|", *claims(st), ""]
         for d, entry in st["by_d"].items():
             res = entry["results"]
@@ -278,12 +285,12 @@ def write_report(results: Path, studies: list[dict], out: Path) -> Path:
 
 
 def report_hyper(results: Path, out: Path | None = None, ds=(5, 10), seeds: int = 20, eval_source: str = "digits",
-                 eval_root=None, progress: bool = True) -> Path:
+                 eval_root=None, progress: bool = True, train_control: bool = True) -> Path:
     runs = [r for r in find_runs(results) if r.name != "iid-control"]
     studies = []
     for run in tqdm(runs, desc="runs", disable=not progress or len(runs) == 1):
         cfg = HyperConfig.from_dict(load_checkpoint(run)["config"])
         if cfg.mode != "supervised":
             continue
-        studies.append(run_study(run, ds, seeds, eval_source, eval_root, progress))
+        studies.append(run_study(run, ds, seeds, eval_source, eval_root, progress, train_control))
     return write_report(results, studies, out or results / "report.md")
