@@ -7,6 +7,15 @@ from raycl.dan import DANNetwork, split_parameters
 from raycl.dan.fused import FusedDAN
 
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These nets are tiny: one thread avoids spin-waiting on a shared, loaded machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 @pytest.mark.parametrize(
     "sharing,skips,readout,hidden",
     list(itertools.product(["net0", "net1", "net2"], [False, True], ["linear", "dan"], [(6,), (6, 5), (5, 4, 3)])),

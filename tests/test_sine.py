@@ -12,6 +12,15 @@ from raycl.sine.meta import SineConfig, SineLearner, _Updater, deploy, run_funct
 from raycl.sine.tasks import keep, sample_function, sample_stream, subtask_windows, whole_function_grid
 
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These nets are tiny: one thread avoids spin-waiting on a shared, loaded machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 def test_filter_as_written_and_range_reading():
     x = np.linspace(-5, 5, 1001)
     inside = 0.7 * np.sin(x)  # within [-.8, .8], range 1.4
