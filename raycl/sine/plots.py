@@ -58,27 +58,30 @@ def fit_figure(fns, deployed: dict, cfg, n_functions: int = 4):
 
 
 def variants_figure(deployed: dict, names: dict):
-    """Like Fig 5.5: (a) whole-function loss before learning and after each task,
-    (b) final whole-function loss per model; mean ± std over deployment functions."""
+    """Like Fig 5.5: (a) whole-function loss before learning and after each task (mean, with
+    the inter-quartile band), (b) final whole-function loss per model (box: quartiles,
+    whiskers 5-95%, diamond: mean). Log scale: the errors of random phenotypes are
+    heavy-tailed."""
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
-    labels, means, stds = [], [], []
+    finals, labels = [], []
     for v, recs in deployed.items():
         tot = np.array([r["total"] for r in recs])
-        m, s = tot.mean(0), tot.std(0)
-        xs = np.arange(len(m))
-        a.plot(xs, m, marker="o", label=names.get(v, v))
-        a.fill_between(xs, m - s, m + s, alpha=0.12)
+        xs = np.arange(tot.shape[1])
+        line, = a.plot(xs, tot.mean(0), marker="o", label=names.get(v, v))
+        a.fill_between(xs, *np.percentile(tot, [25, 75], axis=0), alpha=0.12, color=line.get_color())
+        finals.append(tot[:, -1])
         labels.append(names.get(v, v).split(":")[0])
-        means.append(tot[:, -1].mean())
-        stds.append(tot[:, -1].std(ddof=1) if len(tot) > 1 else 0.0)
+    a.set_yscale("log")
     a.set_xlabel("after sub-task (0 = before learning)")
     a.set_ylabel("MSE over the whole function")
-    a.set_title("(a) total loss during deployment", fontsize=10)
+    a.set_title("(a) total loss during deployment (mean; band: quartiles)", fontsize=10)
     a.legend(fontsize=7)
-    b.bar(labels, means, yerr=stds, capsize=4, color="tab:blue")
+    b.boxplot(finals, whis=(5, 95), showmeans=True, meanprops={"marker": "D"})
+    b.set_xticks(range(1, len(labels) + 1), labels)
+    b.set_yscale("log")
     b.set_ylabel("final whole-function MSE")
-    b.set_title(f"(b) after all sub-tasks (mean ± std, {len(next(iter(deployed.values())))} functions)", fontsize=10)
+    b.set_title(f"(b) after all sub-tasks ({len(finals[0])} unseen functions)", fontsize=10)
     fig.tight_layout()
     return fig
 
