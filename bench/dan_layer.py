@@ -114,7 +114,10 @@ def main() -> None:
     p.add_argument("--n-channels", type=int, default=4)
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     results = [run_size(int(float(s)), args, device) for s in args.sizes.split(",")]

@@ -161,3 +161,34 @@ def test_checkpoint_roundtrip(tmp_path):
     assert phens["layers.0.phenotype"].n_units == 6
     with pytest.raises(RayclError):
         phenotypes_from_state({"layers.0.weight": torch.zeros(2)})
+
+
+@pytest.mark.slow
+def test_meta_training_beats_random_phenotype(tmp_path):
+    """A small Chapter 5 run: the meta-learned phenotype forgets less than φ0."""
+    out = tmp_path / "run"
+    args = ["sine", "--out", str(out), "--no-progress", "--epochs", "80", "--deploy-functions", "12",
+            "--hidden", "16", "16", "--n-channels", "8", "--variants", "meta_fixed,random_fixed"]
+    assert main(args) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["meta_training"]["memory_loss_last25"] < s["meta_training"]["memory_loss_first25"]
+    ms = s["must_show"]
+    assert ms["meta_learned"]["mean"] < ms["random"]["mean"]
+    assert ms["functions_where_meta_is_better"] >= 8
+
+
+@pytest.mark.slow
+def test_bench_prints_one_json_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "bench/dan_layer.py", "--sizes", "2e4", "--reps", "1", "--batch", "8"],
+                         cwd=root, capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1
+    r = json.loads(lines[0])["results"][0]
+    assert abs(r["dan"]["theta"] - r["dense"]["params"]) / r["dan"]["theta"] < 0.05
