@@ -192,3 +192,20 @@ def test_bench_prints_one_json_line():
     assert len(lines) == 1
     r = json.loads(lines[0])["results"][0]
     assert abs(r["dan"]["theta"] - r["dense"]["params"]) / r["dan"]["theta"] < 0.05
+
+
+def test_run_checkpoint_holds_theta0(tmp_path):
+    """Checkpoints written mid-training store the θ0 every function starts from."""
+    from raycl.dan.checkpoint import load_checkpoint, model_from_checkpoint
+    from raycl.sine.experiment import SineExperiment
+
+    cfg = SineConfig(hidden=(8, 8), n_channels=4, samples_per_task=10)
+    exp = SineExperiment(tmp_path / "run", cfg, epochs=2, deploy_functions=2, ckpt_every=1, progress=False,
+                         variants=("meta_fixed", "random_fixed"))
+    exp()
+    fresh = SineLearner.build(cfg, torch.Generator().manual_seed(exp.init_seed))
+    for name in ("phenotype.pt", "phenotype_e00001.pt"):
+        ck = load_checkpoint(tmp_path / "run" / "checkpoints" / name)
+        assert all(torch.equal(ck["theta0"][k], v) for k, v in fresh.theta0.items())
+    model = model_from_checkpoint(ck)
+    assert ck["meta"]["epoch"] == 1 and model(torch.zeros(3, 1)).shape == (3, 1)

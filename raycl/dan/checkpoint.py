@@ -16,11 +16,15 @@ FORMAT = "raycl.dan.phenotype/1"
 _PHEN_KEY = re.compile(r"^(.*?)(weights|biases)\.(\d+)$")
 
 
-def save_phenotype(path: str | Path, model: torch.nn.Module, **meta: Any) -> Path:
-    """Write φ, θ (as θ0) and `model.config` (when the model has one) to `path`, atomically."""
+def save_phenotype(
+    path: str | Path, model: torch.nn.Module, theta0: dict[str, torch.Tensor] | None = None, **meta: Any
+) -> Path:
+    """Write φ, θ0 (the model's current θ unless `theta0` is given) and `model.config` (when
+    the model has one) to `path`, atomically."""
     from raycl.dan.params import split_parameters
 
     theta, phi = split_parameters(model)
+    theta = theta if theta0 is None else theta0
     obj = {
         "format": FORMAT,
         "model_class": type(model).__name__,

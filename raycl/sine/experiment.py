@@ -93,9 +93,10 @@ class SineExperiment:
                 bar.set_postfix(memory=f"{np.mean(curve[-25:]):.4f}")
             if self.ckpt_every and (epoch % self.ckpt_every == 0 or epoch == self.epochs):
                 meta = dict(epoch=epoch, run=name, config=cfg.to_dict(), memory_loss_last25=float(np.mean(curve[-25:])))
-                save_phenotype(ckdir / "phenotype.pt", learner.model, **meta)
+                # θ is mid-function here: store the θ0 every function starts from
+                save_phenotype(ckdir / "phenotype.pt", learner.model, learner.theta0, **meta)
                 if epoch % self.ckpt_every == 0:
-                    save_phenotype(ckdir / f"phenotype_e{epoch:05d}.pt", learner.model, **meta)
+                    save_phenotype(ckdir / f"phenotype_e{epoch:05d}.pt", learner.model, learner.theta0, **meta)
                 self.run.flush()
 
         learner.reset_theta()
