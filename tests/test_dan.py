@@ -21,6 +21,15 @@ from raycl.dan import (
 )
 
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These nets are tiny: one thread avoids spin-waiting on a shared, loaded machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 @pytest.fixture(autouse=True)
 def float64():
     """The 1e-6 equivalences below are about algebra, not rounding."""
@@ -198,15 +207,15 @@ def test_classifier_trains():
     x = torch.randn(64, 10)
     y = (x[:, 0] > 0).long()
     net = build_dan_classifier(10, 2, hidden=(16,), n_channels=3)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    first = None
-    for _ in range(100):
+    losses = []
+    for _ in range(60):
         loss = torch.nn.functional.cross_entropy(net(x), y)
-        first = first if first is not None else loss.item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.5 * first
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        with torch.no_grad():
+            for p, gr in zip(net.parameters(), grads):
+                p -= 0.5 * gr
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
 
 
 @pytest.mark.parametrize(

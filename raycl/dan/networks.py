@@ -54,6 +54,11 @@ class DANNetwork(nn.Module):
         self.hidden = tuple(int(h) for h in hidden)
         self.n_channels, self.sharing, self.skips, self.readout = int(n_channels), sharing, bool(skips), readout
         self.phenotype_hidden = tuple(int(h) for h in phenotype_hidden)
+        # constructor arguments, so a checkpoint can rebuild the same network
+        self.config = dict(
+            input_dim=self.input_dim, hidden=list(self.hidden), output_dim=self.output_dim, n_channels=self.n_channels,
+            sharing=sharing, skips=self.skips, readout=readout, phenotype_hidden=list(self.phenotype_hidden),
+        )
 
         widths = (self.input_dim, *self.hidden) + ((self.output_dim,) if readout == "dan" else ())
         n_dan_layers = len(widths) - 1
@@ -110,6 +115,10 @@ class DANAutoEncoder(DANNetwork):
         )
         self.latent = int(latent)
         self.n_encoder_layers = len(hidden) + 1
+        self.config = dict(
+            input_dim=int(input_dim), hidden=list(hidden), latent=self.latent, n_channels=int(n_channels),
+            sharing=sharing, readout=readout, phenotype_hidden=list(self.phenotype_hidden),
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[: self.n_encoder_layers]:

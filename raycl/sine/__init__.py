@@ -1,0 +1,1 @@
+"""Chapter 5: meta-learning a neuronal phenotype for continual sine regression."""

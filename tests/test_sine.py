@@ -1,0 +1,211 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from raycl import RayclError
+from raycl.cli import main
+from raycl.dan import build_dan_regressor, snapshot
+from raycl.runio import read_parquet
+from raycl.sine.meta import SineConfig, SineLearner, _Updater, deploy, run_function
+from raycl.sine.tasks import keep, sample_function, sample_stream, subtask_windows, whole_function_grid
+
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These nets are tiny: one thread avoids spin-waiting on a shared, loaded machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+def test_filter_as_written_and_range_reading():
+    x = np.linspace(-5, 5, 1001)
+    inside = 0.7 * np.sin(x)  # within [-.8, .8], range 1.4
+    deep = 0.7 * np.sin(x) - 0.5  # dips to -1.2
+    flat = 0.1 * np.sin(x) - 0.85
+    assert keep(inside, "range") and not keep(inside, "literal")  # literal discards y_min > -.8
+    assert keep(deep, "literal") and not keep(deep, "range")
+    assert not keep(flat, "range") and not keep(flat, "literal")  # range < .4
+    with pytest.raises(ValueError):
+        keep(inside, "other")
+
+
+@pytest.mark.parametrize("filter", ["range", "literal"])
+def test_sampled_functions_pass_filter(filter):
+    rng = np.random.default_rng(0)
+    grid = np.linspace(-5, 5, 1001)
+    for _ in range(20):
+        fn = sample_function(rng, filter)
+        assert keep(fn(grid), filter)
+        assert all(0 < a < 2 for a in fn.a) and all(0 < r < np.pi / 3 for r in fn.r)
+        assert all(-5 <= p <= 5 for p in fn.p)
+
+
+def test_stream_windows():
+    assert subtask_windows() == [(-5.0, -3.0), (-3.0, -1.0), (-1.0, 1.0), (1.0, 3.0), (3.0, 5.0)]
+    rng = np.random.default_rng(1)
+    fn = sample_function(rng)
+    stream = sample_stream(fn, rng, 5, 100)
+    assert len(stream) == 5
+    for (lo, hi), (x, y) in zip(subtask_windows(), stream):
+        assert x.shape == (100, 1) and y.shape == (100, 1)
+        assert x.min() >= lo and x.max() <= hi
+        assert torch.allclose(y, fn(x))
+
+
+def test_foreach_adam_equals_torch_adam():
+    torch.manual_seed(0)
+    p1 = {"a": torch.nn.Parameter(torch.randn(5, 3)), "b": torch.nn.Parameter(torch.randn(4))}
+    p2 = {k: torch.nn.Parameter(v.detach().clone()) for k, v in p1.items()}
+    mine, ref = _Updater(p1, 1e-2, "adam"), torch.optim.Adam(p2.values(), lr=1e-2)
+    for _ in range(20):
+        g = {k: torch.randn_like(v) for k, v in p1.items()}
+        mine.step(g)
+        for k in p2:
+            p2[k].grad = g[k].clone()
+        ref.step()
+    assert all(torch.allclose(p1[k], p2[k], atol=1e-6) for k in p1)
+
+
+def _small_learner(optimizer="adam", lr_theta=1e-2):
+    cfg = SineConfig(hidden=(10, 10), n_channels=4, optimizer=optimizer, lr_theta=lr_theta)
+    return cfg, SineLearner.build(cfg, torch.Generator().manual_seed(0))
+
+
+def test_synapses_learn_and_theta_resets():
+    cfg, learner = _small_learner()
+    rng = np.random.default_rng(2)
+    fn = sample_function(rng)
+    stream, grid = sample_stream(fn, rng, 5, 40), whole_function_grid(fn)
+    phi0, theta0 = snapshot(learner.phi), snapshot(learner.theta)
+    rec = run_function(learner, stream, grid)
+    assert len(rec["total"]) == 6 and len(rec["memory"]) == 5
+    assert rec["total"][-1] < 0.5 * rec["total"][0]  # θ fitted the function
+    assert all(torch.equal(phi0[k], v) for k, v in learner.phi.items())  # φ frozen
+    learner.reset_theta()
+    assert all(torch.equal(theta0[k], v) for k, v in learner.theta.items())
+
+
+def test_memory_step_moves_phi_only():
+    _, learner = _small_learner()
+    x, y = torch.rand(30, 1) * 10 - 5, torch.rand(30, 1) - 0.5
+    theta, phi = snapshot(learner.theta), snapshot(learner.phi)
+    learner.memory_step(x, y)
+    assert all(torch.equal(theta[k], v) for k, v in learner.theta.items())
+    assert any(not torch.equal(phi[k], v) for k, v in learner.phi.items())
+
+
+def test_plastic_deployment_restores_phi():
+    _, learner = _small_learner()
+    rng = np.random.default_rng(3)
+    fn = sample_function(rng)
+    streams = [(sample_stream(fn, rng, 5, 5), whole_function_grid(fn))]
+    phi = snapshot(learner.phi)
+    deploy(learner, phi, streams, plastic=True)
+    assert all(torch.equal(phi[k], v) for k, v in learner.phi.items())
+
+
+def test_sine_cli_quick(tmp_path):
+    out = tmp_path / "run"
+    assert main(["sine", "--preset", "quick", "--out", str(out), "--no-progress", "--epochs", "3"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    ms = s["must_show"]
+    assert ms["meta_learned"]["n"] == 3 and ms["random"]["n"] == 3
+    assert set(s["deployment"]) >= {"meta_fixed", "random_fixed", "random_unique_plastic"}
+    for f in ["fig5_2.png", "fig5_5.png", "meta_training.png", "checkpoints/phenotype.pt", "metrics.parquet"]:
+        assert (out / f).stat().st_size > 0, f
+    assert list((out / "tb").iterdir())
+    df = read_parquet(out / "metrics.parquet")
+    assert (df.phase == "meta").sum() == 3
+    assert set(df[df.phase == "deploy"].after_task.dropna().astype(int)) == set(range(6))
+
+
+def test_activation_view(tmp_path):
+    from raycl.dan.checkpoint import save_phenotype
+
+    net = build_dan_regressor(hidden=(5, 5), n_channels=1, sharing="net1")
+    save_phenotype(tmp_path / "p.pt", net, epoch=7)
+    assert main(["activation", str(tmp_path / "p.pt"), "--out", str(tmp_path / "f.png")]) == 0
+    assert (tmp_path / "f.png").stat().st_size > 0
+    wide = build_dan_regressor(hidden=(5, 5), n_channels=3)
+    save_phenotype(tmp_path / "w.pt", wide)
+    assert main(["activation", str(tmp_path / "w.pt"), "--out", str(tmp_path / "g.png")]) == 2
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    assert main(["activation", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "h.png")]) == 2
+
+
+def test_activation_derivative_matches_finite_difference():
+    from raycl.dan import Phenotype
+    from raycl.dan.activation import activation_curves
+
+    for phen in (Phenotype(1, gain=2.0), Phenotype(1, n_units=3, gain=2.0)):
+        x, y, dy = activation_curves(phen.double(), -2, 2, n=8001)
+        fd = (y[2:] - y[:-2]) / (x[2:] - x[:-2]).unsqueeze(1)
+        assert torch.allclose(fd, dy[1:-1], rtol=1e-3, atol=1e-4)
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    from raycl.dan.checkpoint import load_checkpoint, model_from_checkpoint, phenotypes_from_state, save_phenotype
+
+    net = build_dan_regressor(hidden=(6, 6), n_channels=3, sharing="net2")
+    save_phenotype(tmp_path / "c.pt", net)
+    ck = load_checkpoint(tmp_path / "c.pt")
+    again = model_from_checkpoint(ck)
+    x = torch.randn(4, 1)
+    assert torch.equal(again(x), net(x))
+    phens = phenotypes_from_state(ck["phi"])
+    assert set(phens) == {"layers.0.phenotype", "layers.1.phenotype", "layers.2.phenotype"}
+    assert phens["layers.0.phenotype"].n_units == 6
+    with pytest.raises(RayclError):
+        phenotypes_from_state({"layers.0.weight": torch.zeros(2)})
+
+
+@pytest.mark.slow
+def test_meta_training_beats_random_phenotype(tmp_path):
+    """A small Chapter 5 run: the meta-learned phenotype forgets less than φ0."""
+    out = tmp_path / "run"
+    args = ["sine", "--out", str(out), "--no-progress", "--epochs", "80", "--deploy-functions", "12",
+            "--hidden", "16", "16", "--n-channels", "8", "--variants", "meta_fixed,random_fixed"]
+    assert main(args) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["meta_training"]["memory_loss_last25"] < s["meta_training"]["memory_loss_first25"]
+    ms = s["must_show"]
+    assert ms["meta_learned"]["mean"] < ms["random"]["mean"]
+    assert ms["functions_where_meta_is_better"] >= 8
+
+
+@pytest.mark.slow
+def test_bench_prints_one_json_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "bench/dan_layer.py", "--sizes", "2e4", "--reps", "1", "--batch", "8"],
+                         cwd=root, capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1
+    r = json.loads(lines[0])["results"][0]
+    assert abs(r["dan"]["theta"] - r["dense"]["params"]) / r["dan"]["theta"] < 0.05
+
+
+def test_run_checkpoint_holds_theta0(tmp_path):
+    """Checkpoints written mid-training store the θ0 every function starts from."""
+    from raycl.dan.checkpoint import load_checkpoint, model_from_checkpoint
+    from raycl.sine.experiment import SineExperiment
+
+    cfg = SineConfig(hidden=(8, 8), n_channels=4, samples_per_task=10)
+    exp = SineExperiment(tmp_path / "run", cfg, epochs=2, deploy_functions=2, ckpt_every=1, progress=False,
+                         variants=("meta_fixed", "random_fixed"))
+    exp()
+    fresh = SineLearner.build(cfg, torch.Generator().manual_seed(exp.init_seed))
+    for name in ("phenotype.pt", "phenotype_e00001.pt"):
+        ck = load_checkpoint(tmp_path / "run" / "checkpoints" / name)
+        assert all(torch.equal(ck["theta0"][k], v) for k, v in fresh.theta0.items())
+    model = model_from_checkpoint(ck)
+    assert ck["meta"]["epoch"] == 1 and model(torch.zeros(3, 1)).shape == (3, 1)
