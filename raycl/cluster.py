@@ -21,7 +21,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     kwargs.setdefault("configure_logging", True)
     if address:
         return ray.init(address=address, **kwargs)
+    # "local": never attach to whatever /tmp/ray/ray_current_cluster names (on a shared machine,
+    # another user's `ray start`, or a dead cluster)
     return ray.init(
+        address="local",
         _node_ip_address="127.0.0.1",
         include_dashboard=False,
         num_cpus=num_cpus,

@@ -25,7 +25,7 @@ def task_loss(model, params: Params, x: torch.Tensor, y: torch.Tensor, mode: str
     out = functional_call(model, params, (x,))
     if mode == "unsupervised":
         return F.mse_loss(out, x)
-    return F.cross_entropy(out, y)
+    return F.cross_entropy(out, y.to(out.device))  # labels are built on the CPU
 
 
 def synaptic_step(model, theta: Params, phi: Params, x, y, lr: float, mode: str, create_graph: bool = False):

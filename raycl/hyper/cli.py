@@ -31,6 +31,7 @@ OVERRIDES = [
     ("data_root", str, "root folder of a real source"),
     ("seed", int, "random seed"),
     ("checkpoint_every", int, "epochs between checkpoints"),
+    ("checkpoint_steps", int, "ray backend: also checkpoint every N synaptic steps (0: epoch boundaries only)"),
 ]
 
 
@@ -47,6 +48,11 @@ def register(sub) -> None:
     p.add_argument("--backend", default="reference", choices=["reference", "ray"],
                    help="reference: one process; ray: one actor per model and a parameter server")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1: small models)")
+    p.add_argument("--gpus-per-model", type=float, default=1.0,
+                   help="ray backend: GPU share of each synapse worker when the cluster has GPUs "
+                   "(0.5 packs two models per card; default %(default)s)")
+    p.add_argument("--max-restarts", type=int, default=3,
+                   help="ray backend: times Ray restarts a dead actor before the run gives up (default %(default)s)")
     for name, typ, hlp in OVERRIDES:
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help=hlp)
     p.set_defaults(func=cmd_hyper_train)
@@ -81,15 +87,18 @@ def cmd_hyper_train(args) -> int:
     from raycl.hyper.trainer import ReferenceTrainer
 
     torch.set_num_threads(args.threads)
+    options = {}
     if args.backend == "ray":
         from raycl.population.trainer import RayTrainer as Trainer
+
+        options = {"gpus_per_model": args.gpus_per_model, "max_restarts": args.max_restarts, "threads": args.threads}
     else:
         Trainer = ReferenceTrainer
     if args.resume:
         overrides = {n: getattr(args, n) for n, _, _ in OVERRIDES if getattr(args, n) is not None}
-        trainer = Trainer.resume(args.out, **overrides)
+        trainer = Trainer.resume(args.out, options, **overrides)
     else:
-        trainer = Trainer(_config(args), args.out)
+        trainer = Trainer(_config(args), args.out, **options)
     trainer.train()
     last = [r for r in trainer.history if r["epoch"] == trainer.epoch]
     mean = lambda k: sum(r[k] for r in last) / len(last)  # noqa: E731

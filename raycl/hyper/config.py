@@ -44,6 +44,7 @@ class HyperConfig:
     data_root: str | None = None
     seed: int = 0
     checkpoint_every: int = 10  # outer epochs between checkpoints
+    checkpoint_steps: int = 0  # Ray backend: also checkpoint every this many synaptic steps (0: epochs only)
 
     def __post_init__(self):
         checks = [
@@ -59,6 +60,8 @@ class HyperConfig:
             (self.mode in ("supervised", "unsupervised"), "mode is supervised or unsupervised"),
             (self.model in ("dan", "warp"), "model is dan or warp"),
             (self.lr_synapses > 0 and self.lr_phenotype > 0, "learning rates must be > 0"),
+            (self.checkpoint_every >= 1 and self.checkpoint_steps >= 0,
+             "checkpoint_every must be >= 1 and checkpoint_steps >= 0"),
             (self.hyper_loss_over != "heldout" or self.holdout >= 1, "hyper_loss_over=heldout needs holdout >= 1"),
         ]
         for ok, msg in checks:

@@ -19,7 +19,7 @@ def score(model, params: Params, x, y, n_seen: int, mode: str) -> float:
     out = functional_call(model, params, (x,))
     if mode == "unsupervised":
         return float(((out - x) ** 2).mean())
-    return float((out[:, :n_seen].argmax(1) == y).float().mean())
+    return float((out[:, :n_seen].argmax(1) == y.to(out.device)).float().mean())
 
 
 def stage_metrics(model, params: Params, stream: HyperStream, seen: int, mode: str) -> dict:

@@ -1,8 +1,15 @@
-"""The single-process reference trainer: M models advanced one after another with the pure
-functions of raycl.hyper.algorithm. The Ray population must reproduce its numbers."""
+"""Hyper-training drivers.
+
+`PopulationTrainer` is what every backend shares: the outer loop, the rows it logs, the
+TensorBoard scalars and the checkpoint file. `ReferenceTrainer` advances the M models one
+after another in this process with the pure functions of raycl.hyper.algorithm; the Ray
+backend (raycl.population.RayTrainer) runs the same functions in actors and must
+reproduce its numbers.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -13,9 +20,9 @@ from raycl import RayclError
 from raycl.data import load
 from raycl.hyper.algorithm import PhenotypeOptimizer
 from raycl.hyper.config import HyperConfig
-from raycl.hyper.deploy import stage_metrics
 from raycl.hyper.models import build_model
 from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator
+from raycl.hyper.progress import ModelProgress, PhenotypeProgress, epoch_report, model_snapshot, restore_model
 from raycl.hyper.stream import prepare_pool
 from raycl.runio import RunDir, torch_load, torch_save
 
@@ -28,68 +35,106 @@ def meta_train_pool(cfg: HyperConfig):
     return prepare_pool(load(cfg.source, split=split, root=cfg.data_root), cfg.image_size)
 
 
-class ReferenceTrainer:
+def steps_per_epoch(cfg: HyperConfig) -> int:
+    return cfg.h_cl * cfg.k
+
+
+def checkpoint_dict(cfg: HyperConfig, epoch: int, step: int, theta0, phi0, server: dict, models: list[dict],
+                    history: list[dict], progress: dict | None = None) -> dict:
+    """The one checkpoint format of every backend. step > 0 marks a mid-epoch checkpoint: then
+    `models` carry θ_m and their streams and `progress` the phenotype side's record."""
+    return {"config": cfg.to_dict(), "epoch": epoch, "step": step, "theta0": theta0, "phi0": phi0,
+            "server": server, "models": list(models), "history": list(history), "progress": progress}
+
+
+def fresh_checkpoint(cfg: HyperConfig, theta0, phi0) -> dict:
+    """The state of a run before its first step, in checkpoint form."""
+    models = [model_snapshot(SynapseState(m, theta0, model_generator(cfg.seed, m)), None)
+              for m in range(cfg.population)]
+    return checkpoint_dict(cfg, 0, 0, theta0, phi0, PhenotypeOptimizer(phi0, cfg).state_dict(), models, [])
+
+
+class PopulationTrainer:
+    """Shared driver. A backend implements run_epoch() (from self.step to the epoch's end,
+    returning its rows via epoch_rows), checkpoint() and _load(ckpt)."""
+
     def __init__(self, cfg: HyperConfig, out: str | Path | None = None, pool=None):
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.model, self.theta0, phi0 = build_model(cfg)
         self.phi0 = phi0
         self.pool = pool if pool is not None else meta_train_pool(cfg)
-        self.states = [SynapseState(m, self.theta0, model_generator(cfg.seed, m)) for m in range(cfg.population)]
-        self.server = PhenotypeOptimizer(phi0, cfg)
         self.epoch = 0
+        self.step = 0  # next synaptic step within the epoch (0: at an epoch boundary)
         self.history: list[dict] = []
+        self.last_trace: dict | None = None  # per-step record of the last epoch run
         self.run = RunDir(out) if out is not None else None
 
     @property
-    def phi(self):
-        return self.server.phi
+    def n_steps(self) -> int:
+        return steps_per_epoch(self.cfg)
+
+    # --- backend hooks ----------------------------------------------------------------------
+    def run_epoch(self) -> list[dict]:
+        raise NotImplementedError
+
+    def checkpoint(self) -> dict:
+        raise NotImplementedError
+
+    def _load(self, ckpt: dict) -> None:
+        raise NotImplementedError
+
+    def _write_checkpoint(self) -> None:
+        torch_save(self.run.path / CHECKPOINT, self.checkpoint())
+
+    def _epoch_done(self, save: bool) -> None:
+        if save:
+            self.save()
 
     # --- the algorithm's outer loop ---------------------------------------------------------
-    def run_epoch(self) -> list[dict]:
-        cfg, t0 = self.cfg, time.perf_counter()
-        for s in self.states:
-            begin_epoch(s, self.pool, cfg, self.theta0)
-        n_steps = cfg.h_cl * cfg.k
-        task_loss = torch.zeros(cfg.population)
-        hyper_loss = torch.zeros(cfg.population)
-        grad_norm = 0.0
-        for step in range(n_steps):
-            phi = self.server.phi
-            results = [advance(self.model, cfg, s, phi, step) for s in self.states]
-            grad_norm += self.server.step([r.grad_phi for r in results])
-            task_loss += torch.tensor([r.task_loss for r in results])
-            hyper_loss += torch.tensor([r.hyper_loss for r in results])
-        self.epoch += 1
-        return self._epoch_rows(task_loss / n_steps, hyper_loss / n_steps, grad_norm / n_steps, time.perf_counter() - t0)
-
-    def _epoch_rows(self, task_loss, hyper_loss, grad_norm, seconds) -> list[dict]:
-        """Memory and generalization of each model on its own stream at the end of the epoch
-        (like Fig 6.6 / 6.7), before θ is reset."""
-        rows = []
-        for s in self.states:
-            m = stage_metrics(self.model, {**s.theta, **self.server.phi}, s.stream, self.cfg.h_cl, self.cfg.mode)
-            if not (torch.isfinite(task_loss[s.index]) and torch.isfinite(hyper_loss[s.index])):
-                raise RayclError(f"model {s.index} reached a NaN/inf loss in epoch {self.epoch}; lower the learning rates")
-            rows.append({"epoch": self.epoch, "model": s.index, "task_loss": float(task_loss[s.index]),
-                         "hyper_loss": float(hyper_loss[s.index]), "phi_grad_norm": grad_norm,
-                         "memory": m["memory"], "generalization": m["generalization"], "seconds": seconds})
-        return rows
-
     def train(self, epochs: int | None = None, progress: bool = True) -> list[dict]:
         epochs = self.cfg.epochs if epochs is None else epochs
-        bar = tqdm(range(self.epoch, epochs), desc="hyper-training", unit="epoch", disable=not progress,
-                   initial=self.epoch, total=epochs)
-        for _ in bar:
-            rows = self.run_epoch()
-            self.history += rows
-            self._log(rows)
-            mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("hyper_loss", "memory", "generalization")}
-            bar.set_postfix(hyper_loss=f"{mean['hyper_loss']:.3f}", memory=f"{mean['memory']:.2f}",
-                            general=f"{mean['generalization']:.2f}")
-            if self.run is not None and (self.epoch % self.cfg.checkpoint_every == 0 or self.epoch == epochs):
-                self.save()
+        bar = tqdm(desc="hyper-training", unit="epoch", disable=not progress, initial=self.epoch, total=epochs)
+        try:
+            while self.epoch < epochs:
+                rows = self.run_epoch()
+                self.history += rows
+                self._log(rows)
+                bar.n = self.epoch
+                mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("hyper_loss", "memory", "generalization")}
+                bar.set_postfix(hyper_loss=f"{mean['hyper_loss']:.3f}", memory=f"{mean['memory']:.2f}",
+                                general=f"{mean['generalization']:.2f}")
+                save = self.run is not None and (self.epoch % self.cfg.checkpoint_every == 0 or self.epoch == epochs)
+                self._epoch_done(save)
+        finally:
+            bar.close()
         return self.history
+
+    def epoch_rows(self, reports: list[dict], grad_norm_sum: float, seconds: float) -> list[dict]:
+        """The history rows of the epoch that just ended (self.epoch already counts it)."""
+        rows = []
+        for rep in sorted(reports, key=lambda r: r["model"]):
+            if not (math.isfinite(rep["task_loss"]) and math.isfinite(rep["hyper_loss"])):
+                raise RayclError(f"model {rep['model']} reached a NaN/inf loss in epoch {self.epoch - 1}; "
+                                 "lower the learning rates")
+            rows.append({"epoch": self.epoch, "model": rep["model"], "task_loss": rep["task_loss"],
+                         "hyper_loss": rep["hyper_loss"], "phi_grad_norm": grad_norm_sum / self.n_steps,
+                         "memory": rep["memory"], "generalization": rep["generalization"], "seconds": seconds})
+        return rows
+
+    def set_trace(self, reports: list[dict], phenotype: PhenotypeProgress) -> None:
+        """Keep the epoch's per-step record: every model's losses and compute, φ's gradient
+        norm, and each step's wall time split into compute (critical path) and synchronisation."""
+        reports = sorted(reports, key=lambda r: r["model"])
+        self.last_trace = {
+            "epoch": self.epoch,
+            "task_loss": [r["trace"]["task_loss"] for r in reports],
+            "hyper_loss": [r["trace"]["hyper_loss"] for r in reports],
+            "model_compute_s": [r["trace"]["compute_s"] for r in reports],
+            "grad_norm": list(phenotype.grad_norm), "compute_s": list(phenotype.compute_s),
+            "wall_s": list(phenotype.wall_s),
+            "sync_s": [max(0.0, w - c) for w, c in zip(phenotype.wall_s, phenotype.compute_s)],
+        }
 
     # --- outputs ----------------------------------------------------------------------------
     def _log(self, rows: list[dict]) -> None:
@@ -101,35 +146,101 @@ class ReferenceTrainer:
         for k in ("task_loss", "hyper_loss", "memory", "generalization"):
             self.run.scalar(f"population/{k}", sum(r[k] for r in rows) / len(rows), rows[0]["epoch"])
         self.run.scalar("population/phi_grad_norm", rows[0]["phi_grad_norm"], rows[0]["epoch"])
+        self._log_steps()
 
-    def checkpoint(self) -> dict:
-        return {
-            "config": self.cfg.to_dict(), "epoch": self.epoch, "theta0": self.theta0, "phi0": self.phi0,
-            "server": self.server.state_dict(), "models": [s.snapshot() for s in self.states],
-            "history": self.history,
-        }
+    def _log_steps(self) -> None:
+        """Per-step scalars at global step epoch * steps_per_epoch + step."""
+        t = self.last_trace
+        if t is None or t["epoch"] != self.epoch:
+            return
+        base = (t["epoch"] - 1) * self.n_steps
+        for j in range(len(t["wall_s"])):
+            g = base + j
+            for m in range(len(t["task_loss"])):
+                self.run.scalar(f"step/model{m}/task_loss", t["task_loss"][m][j], g)
+                self.run.scalar(f"step/model{m}/hyper_loss", t["hyper_loss"][m][j], g)
+            for k in ("task_loss", "hyper_loss"):
+                self.run.scalar(f"step/population/{k}", sum(v[j] for v in t[k]) / len(t[k]), g)
+            self.run.scalar("step/phi_grad_norm", t["grad_norm"][j], g)
+            self.run.scalar("time/step_compute_ms", 1e3 * t["compute_s"][j], g)
+            self.run.scalar("time/step_sync_ms", 1e3 * t["sync_s"][j], g)
+        self.run.scalar("time/sync_share", sum(t["sync_s"]) / max(sum(t["compute_s"]), 1e-12), t["epoch"])
 
     def save(self) -> None:
-        torch_save(self.run.path / CHECKPOINT, self.checkpoint())
+        self._write_checkpoint()
+        self._write_tables()
+
+    def _write_tables(self) -> None:
         self.run.rows = list(self.history)
         self.run.flush("hyper_training.parquet")
         self.run.summary(self.cfg.to_dict(), "config.json")
 
     def restore(self, ckpt: dict) -> None:
-        self.epoch = ckpt["epoch"]
+        self.epoch, self.step = ckpt["epoch"], ckpt.get("step", 0)
         self.theta0, self.phi0 = ckpt["theta0"], ckpt["phi0"]
-        self.server.load_state_dict(ckpt["server"])
-        for s, snap in zip(self.states, ckpt["models"]):
-            s.restore(snap)
         self.history = list(ckpt["history"])
+        self._load(ckpt)
 
     @classmethod
-    def resume(cls, run_dir: str | Path, **overrides) -> "ReferenceTrainer":
+    def resume(cls, run_dir: str | Path, trainer_options: dict | None = None, **overrides) -> "PopulationTrainer":
         ckpt = load_checkpoint(run_dir)
         cfg = HyperConfig.from_dict({**ckpt["config"], **overrides})
-        trainer = cls(cfg, run_dir)
+        trainer = cls(cfg, run_dir, **(trainer_options or {}))
         trainer.restore(ckpt)
         return trainer
+
+
+class ReferenceTrainer(PopulationTrainer):
+    """M models advanced one after another in this process."""
+
+    def __init__(self, cfg: HyperConfig, out: str | Path | None = None, pool=None):
+        super().__init__(cfg, out, pool)
+        self.states = [SynapseState(m, self.theta0, model_generator(cfg.seed, m)) for m in range(cfg.population)]
+        self.server = PhenotypeOptimizer(self.phi0, cfg)
+        self._progress: list[ModelProgress] = []
+        self._phenotype = PhenotypeProgress()
+
+    @property
+    def phi(self):
+        return self.server.phi
+
+    def run_epoch(self) -> list[dict]:
+        cfg, t0 = self.cfg, time.perf_counter()
+        if self.step == 0:
+            for s in self.states:
+                begin_epoch(s, self.pool, cfg, self.theta0)
+            self._progress = [ModelProgress() for _ in self.states]
+            self._phenotype = PhenotypeProgress()
+        for step in range(self.step, self.n_steps):
+            t_step = time.perf_counter()
+            phi = self.server.phi
+            results = []
+            for s, p in zip(self.states, self._progress):
+                t = time.perf_counter()
+                results.append(advance(self.model, cfg, s, phi, step))
+                p.add(results[-1], time.perf_counter() - t)
+            norm = self.server.step([r.grad_phi for r in results])
+            wall = time.perf_counter() - t_step
+            self._phenotype.add(norm, wall, wall)  # one process: the whole step is compute
+            self.step = step + 1
+        reports = [epoch_report(self.model, cfg, s, self.server.phi, p, self.n_steps)
+                   for s, p in zip(self.states, self._progress)]
+        self.epoch, self.step = self.epoch + 1, 0
+        self.set_trace(reports, self._phenotype)
+        return self.epoch_rows(reports, self._phenotype.grad_norm_sum, time.perf_counter() - t0)
+
+    def checkpoint(self) -> dict:
+        mid = self.step > 0
+        models = [model_snapshot(s, self._progress[s.index] if mid else None) for s in self.states]
+        return checkpoint_dict(self.cfg, self.epoch, self.step, self.theta0, self.phi0, self.server.state_dict(),
+                               models, self.history, self._phenotype.state() if mid else None)
+
+    def _load(self, ckpt: dict) -> None:
+        self.server.load_state_dict(ckpt["server"])
+        progress = [restore_model(s, snap) for s, snap in zip(self.states, ckpt["models"])]
+        if self.step > 0:
+            self._progress = progress
+            self._phenotype = PhenotypeProgress.from_state(ckpt["progress"])
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:

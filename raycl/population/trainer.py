@@ -1,0 +1,252 @@
+"""`RayTrainer`: the population on Ray, with the reference trainer's interface and numbers.
+
+One `SynapseWorker` actor per model, one `PhenotypeServer` actor for φ. An epoch is
+submitted as a whole, without waiting on any step: worker m's step t takes φ_t's ObjectRef,
+returns its gradient's ObjectRef, and the server's step t takes the M gradient refs and
+returns φ_{t+1}'s ref. Ray runs each actor's calls in the order they were submitted and
+starts each as soon as its inputs exist, so the driver only waits (`ray.get`) at the end of
+an epoch. Restore points (checkpoints kept in the object store, and written to disk by the
+server when due) are taken at every epoch boundary and every `checkpoint_steps` steps; when
+an actor dies, Ray restarts it and the driver rolls every actor back to the last restore
+point that completed, then carries on. The algorithm is deterministic given the
+checkpoint, so the result is the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from raycl import RayclError
+from raycl.hyper.config import HyperConfig
+from raycl.hyper.progress import PhenotypeProgress
+from raycl.hyper.trainer import PopulationTrainer, fresh_checkpoint
+from raycl.population.actors import PhenotypeServer, StalePosition, SynapseWorker
+
+KEEP_RESTORE_POINTS = 4
+
+
+def _recoverable(err: BaseException) -> bool:
+    """An actor or its objects were lost (or a restarted actor refused a call): roll back."""
+    from ray import exceptions as rex
+
+    lost = (rex.RayActorError, rex.WorkerCrashedError, rex.ObjectLostError, rex.NodeDiedError,
+            rex.LocalRayletDiedError, StalePosition)
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, lost):
+            return True
+        err = getattr(err, "cause", None) or err.__cause__
+    return False
+
+
+def _user_error(err: BaseException) -> BaseException:
+    """A RayclError raised inside an actor (a NaN gradient, say) reaches the user as itself."""
+    cause = getattr(err, "cause", None)
+    return RayclError(str(cause)) if isinstance(cause, RayclError) else err
+
+
+class RayTrainer(PopulationTrainer):
+    def __init__(self, cfg: HyperConfig, out: str | Path | None = None, pool=None, *, gpus_per_model: float = 1.0,
+                 cpus_per_model: float = 1.0, threads: int = 1, max_restarts: int = 3, max_recoveries: int | None = None,
+                 fault: tuple | None = None):
+        super().__init__(cfg, out, pool)
+        self.options = {"gpus_per_model": gpus_per_model, "cpus_per_model": cpus_per_model, "threads": threads,
+                        "max_restarts": max_restarts}
+        self.max_recoveries = max_recoveries if max_recoveries is not None else max(1, max_restarts) * cfg.population
+        self.fault = fault  # test hook (model, epoch, step): that worker calls os._exit there, once
+        self.recoveries = 0
+        self.workers: list = []
+        self.server = None
+        self._state = fresh_checkpoint(cfg, self.theta0, self.phi0)  # where the actors start from
+        self._restore_points: list = []  # ObjectRefs of checkpoints, oldest first
+        self._inflight: list = []  # this attempt's refs, to let them settle before a rollback
+        self._phi_ref = None
+
+    # --- actors -----------------------------------------------------------------------------
+    def _start(self) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from raycl.cluster import init_ray
+
+        init_ray()
+        o = self.options
+        has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        cfg = self.cfg.to_dict()
+        pool, theta0 = ray.put(self.pool), ray.put(self.theta0)
+        worker_cls = ray.remote(SynapseWorker).options(
+            num_cpus=o["cpus_per_model"], num_gpus=o["gpus_per_model"] if has_gpus else 0,
+            max_restarts=o["max_restarts"], max_task_retries=0)
+        self.workers = [worker_cls.remote(cfg, m, pool, theta0, o["threads"], self.fault)
+                        for m in range(self.cfg.population)]
+        # the server writes the checkpoints: keep it on the driver's node, where the run folder is
+        here = ray.get_runtime_context().get_node_id()
+        self.server = ray.remote(PhenotypeServer).options(
+            num_cpus=0, max_restarts=o["max_restarts"], max_task_retries=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+        ).remote(cfg, theta0, ray.put(self.phi0), str(self.run.path.resolve()) if self.run else None)
+        self._push(ray.put(self._state))
+        self._restore_points = [self._last_pushed]
+
+    def _push(self, ckpt_ref) -> None:
+        """Bring every actor to the checkpoint behind ckpt_ref (one object all of them read)."""
+        import ray
+
+        ray.get([self.server.load.remote(ckpt_ref)] + [w.load.remote(ckpt_ref) for w in self.workers])
+        self._last_pushed = ckpt_ref
+        self._phi_ref = self.server.phi.remote()
+
+    def _stop(self, completed: bool) -> None:
+        """Keep the final state here (the last epoch boundary's checkpoint, written to disk when
+        due) and give the actors' resources back."""
+        import ray
+
+        if self.server is None:
+            return
+        try:
+            if completed and self._restore_points:
+                self._state = ray.get(self._restore_points[-1])
+        finally:
+            for a in [self.server, *self.workers]:
+                ray.kill(a)
+            self.server, self.workers, self._restore_points, self._inflight = None, [], [], []
+
+    @property
+    def phi(self):
+        import ray
+
+        return ray.get(self.server.phi.remote()) if self.server is not None else self._state["server"]["phi"]
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def _snapshot_async(self, write: bool):
+        """Submit a checkpoint at the current (epoch, step); returns its ObjectRef."""
+        e, s = self.epoch, self.step
+        snaps = [w.snapshot.remote(e, s) for w in self.workers]
+        meta = {"epoch": e, "step": s, "history": list(self.history)}
+        return self.server.checkpoint.remote(meta, write and self.run is not None, *snaps)
+
+    def _restore_point(self, write: bool) -> None:
+        ref = self._snapshot_async(write)
+        self._restore_points = (self._restore_points + [ref])[-KEEP_RESTORE_POINTS:]
+        self._inflight.append(ref)
+
+    def checkpoint(self) -> dict:
+        import ray
+
+        return ray.get(self._snapshot_async(write=False)) if self.server is not None else dict(self._state)
+
+    def _write_checkpoint(self) -> None:
+        import ray
+
+        if self.server is None:
+            from raycl.hyper.trainer import CHECKPOINT
+            from raycl.runio import torch_save
+
+            torch_save(self.run.path / CHECKPOINT, self._state)
+        else:
+            ray.get(self._snapshot_async(write=True))
+
+    def _load(self, ckpt: dict) -> None:
+        self._state = ckpt
+        if self.server is not None:
+            import ray
+
+            self._push(ray.put(ckpt))
+            self._restore_points = [self._last_pushed]
+
+    # --- the outer loop -------------------------------------------------------------------------
+    def train(self, epochs: int | None = None, progress: bool = True) -> list[dict]:
+        """Start the actors from the current state, train, keep the final state, stop them."""
+        self._start()
+        completed = False
+        try:
+            history = super().train(epochs, progress)
+            completed = True
+            return history
+        finally:
+            self._stop(completed)
+
+    def _epoch_done(self, save: bool) -> None:
+        self._restore_point(write=save)  # every epoch boundary is a restore point
+        if save:
+            self._write_tables()
+
+    def run_epoch(self) -> list[dict]:
+        while True:
+            try:
+                return self._attempt_epoch()
+            except Exception as err:  # noqa: BLE001 - sorted below
+                if not _recoverable(err):
+                    raise _user_error(err) from None
+                self._recover(err)
+
+    def _attempt_epoch(self) -> list[dict]:
+        import ray
+
+        e, s0, n, every = self.epoch, self.step, self.n_steps, self.cfg.checkpoint_steps
+        t0 = time.perf_counter()
+        self._inflight = [w.begin_epoch.remote(e) for w in self.workers] if s0 == 0 else []
+        self._inflight.append(self.server.begin.remote(e, s0))
+        phi = self._phi_ref
+        for step in range(s0, n):
+            grads = [w.advance.remote(phi, e, step) for w in self.workers]
+            phi = self.server.step.remote(e, step, *grads)
+            self._inflight.append(phi)
+            if every and (step + 1) % every == 0 and step + 1 < n:
+                self.step = step + 1
+                self._restore_point(write=True)
+        reports = [w.end_epoch.remote(phi, e) for w in self.workers]
+        phenotype = self.server.end_epoch.remote(e)
+        self._inflight += [*reports, phenotype]
+        *reports, phenotype = ray.get([*reports, phenotype])
+        self._inflight, self._phi_ref = [], phi
+        self.epoch, self.step = e + 1, 0
+        phenotype = PhenotypeProgress.from_state(phenotype)
+        self.set_trace(reports, phenotype)
+        return self.epoch_rows(reports, phenotype.grad_norm_sum, time.perf_counter() - t0)
+
+    def _recover(self, err: BaseException) -> None:
+        """Wait until nothing of the failed attempt runs any more and the actors are back, then
+        roll every actor back to the newest restore point that completed."""
+        import ray
+
+        self.recoveries += 1
+        if self.recoveries > self.max_recoveries:
+            raise RayclError(f"gave up after {self.max_recoveries} recoveries from lost actors (last: {err}); "
+                             "check the Ray logs for why workers die (memory?) or raise --max-restarts") from None
+        if self._inflight:
+            ray.wait(self._inflight, num_returns=len(self._inflight), timeout=300)
+        self._await_actors()
+        for ref in reversed(self._restore_points):
+            try:
+                ckpt = ray.get(ref)
+            except Exception:  # noqa: BLE001 - that restore point did not complete
+                continue
+            self._push(ref)
+            self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
+            self._restore_points = self._restore_points[: self._restore_points.index(ref) + 1]
+            self._inflight = []
+            return
+        raise RayclError("an actor died and no restore point survived; resume from the run folder with --resume")
+
+    def _await_actors(self, timeout_s: float = 120.0) -> None:
+        import ray
+        from ray import exceptions as rex
+
+        deadline = time.monotonic() + timeout_s
+        for a in [self.server, *self.workers]:
+            while True:
+                try:
+                    ray.get(a.ready.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                    break
+                except (rex.ActorUnavailableError, rex.GetTimeoutError):
+                    pass
+                except rex.ActorDiedError as e:
+                    raise RayclError(f"an actor died for good (its restarts are used up): {e}; "
+                                     "resume the run with --resume") from None
+                if time.monotonic() > deadline:
+                    raise RayclError("restarted actors did not come back within "
+                                     f"{timeout_s:.0f} s; resume the run with --resume")
+                time.sleep(0.2)

@@ -1,0 +1,120 @@
+"""The Ray population gives the reference trainer's numbers, also through a lost worker and a
+resume from disk. Ray is started once for the module (2 CPUs); everything uses the 'tiny'
+preset on the offline digits so each run takes seconds."""
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+
+from raycl import RayclError  # noqa: E402
+from raycl.data import load  # noqa: E402
+from raycl.hyper.config import preset  # noqa: E402
+from raycl.hyper.stream import prepare_pool  # noqa: E402
+from raycl.hyper.trainer import ReferenceTrainer, load_checkpoint  # noqa: E402
+from raycl.population import RayTrainer  # noqa: E402
+
+CFG = preset("tiny", source="digits", population=2, epochs=3, checkpoint_every=1)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from raycl.cluster import init_ray
+
+    init_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return prepare_pool(load("digits"), CFG.image_size)
+
+
+@pytest.fixture(scope="module")
+def reference(pool):
+    torch.set_num_threads(1)
+    trainer = ReferenceTrainer(CFG, pool=pool)
+    trainer.train(progress=False)
+    return trainer
+
+
+def assert_same_phi(a, b, tol=1e-6):
+    assert a.keys() == b.keys()
+    for n in a:
+        assert torch.allclose(a[n], b[n], atol=tol, rtol=0), (n, (a[n] - b[n]).abs().max())
+
+
+def strip(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+def test_ray_population_matches_reference(cluster, pool, reference, tmp_path):
+    trainer = RayTrainer(CFG, tmp_path / "run", pool=pool)
+    trainer.train(progress=False)
+    assert trainer.epoch == 3 and trainer.recoveries == 0
+    assert_same_phi(trainer.phi, reference.phi)
+    assert strip(trainer.history) == strip(reference.history)
+    # same checkpoint format: what `raycl deploy` reads
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["epoch"] == 3 and ckpt["step"] == 0
+    assert_same_phi(ckpt["server"]["phi"], reference.phi)
+    assert set(ckpt["theta0"]) == set(reference.theta0)
+    # TensorBoard: per-model and population losses, φ gradient norm, step time split
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(tmp_path / "run" / "tb")).Reload().Tags()["scalars"]
+    for tag in ("step/model0/task_loss", "step/model1/hyper_loss", "step/population/hyper_loss",
+                "step/phi_grad_norm", "time/step_compute_ms", "time/step_sync_ms", "population/hyper_loss"):
+        assert tag in tags
+    trace = trainer.last_trace
+    assert len(trace["wall_s"]) == trainer.n_steps and min(trace["compute_s"]) > 0
+
+
+def test_worker_dying_mid_epoch_is_restarted_and_the_run_matches(cluster, pool, reference, tmp_path):
+    # worker 1 calls os._exit at step 6 of epoch 1; the last restore point is step 4 of that epoch
+    cfg = CFG.with_(checkpoint_steps=4)
+    trainer = RayTrainer(cfg, tmp_path / "run", pool=pool, fault=(1, 1, 6))
+    trainer.train(progress=False)
+    assert trainer.recoveries == 1 and trainer.epoch == 3
+    assert_same_phi(trainer.phi, reference.phi)
+    assert strip(trainer.history) == strip(reference.history)
+
+
+class KillsAWorker(RayTrainer):
+    """ray.kill(no_restart=False) on worker 0 right after epoch 1, while its restore point is taken."""
+
+    def _epoch_done(self, save):
+        super()._epoch_done(save)
+        if self.epoch == 1:
+            ray.kill(self.workers[0], no_restart=False)
+
+
+@pytest.mark.slow
+def test_ray_kill_of_a_worker_is_survived(cluster, pool, reference):
+    trainer = KillsAWorker(CFG, pool=pool)
+    trainer.train(progress=False)
+    assert trainer.recoveries == 1
+    assert_same_phi(trainer.phi, reference.phi)
+    assert strip(trainer.history) == strip(reference.history)
+
+
+def test_resume_from_a_mid_epoch_checkpoint_after_the_run_stopped(cluster, pool, reference, tmp_path):
+    # no restarts allowed: the worker's death at step 9 of epoch 1 ends the run, like a killed
+    # driver; the run folder holds the checkpoint of step 8
+    cfg = CFG.with_(checkpoint_steps=4)
+    run = tmp_path / "run"
+    with pytest.raises(RayclError, match="--resume"):
+        RayTrainer(cfg, run, pool=pool, max_restarts=0, fault=(1, 1, 9)).train(progress=False)
+    ckpt = load_checkpoint(run)
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 8)
+    resumed = RayTrainer.resume(run, {"pool": pool})
+    assert (resumed.epoch, resumed.step) == (1, 8)
+    resumed.train(progress=False)
+    assert_same_phi(resumed.phi, reference.phi)
+    assert strip(resumed.history) == strip(reference.history)
+    # the reference trainer continues a Ray checkpoint too (one format)
+    cross = ReferenceTrainer(cfg, pool=pool)
+    cross.restore(ckpt)
+    cross.train(progress=False)
+    assert_same_phi(cross.phi, reference.phi)
