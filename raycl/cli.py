@@ -12,6 +12,7 @@ from raycl import RayclError, __version__
 COMMAND_MODULES = [
     "raycl.data.cli",
     "raycl.hyper.cli",
+    "raycl.sweeps.cli",
 ]
 
 
