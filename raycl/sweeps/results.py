@@ -42,6 +42,9 @@ def collect(experiment: Path) -> list[dict]:
         for r in _newest_rows(t):
             out.append({**{c: hyper.get(c) for c in CONFIG_COLUMNS}, "config": json.dumps(hyper, sort_keys=True),
                         "trial_dir": t.name, **r})
+    # one schema for all rows (epoch 0 has no training metrics; a Parquet schema comes from row 1)
+    keys = list(dict.fromkeys(k for r in out for k in r))
+    out = [{k: r.get(k) for k in keys} for r in out]
     return sorted(out, key=lambda r: (r["setting"], r["seed"], r["trial"], r["epoch"]))
 
 

@@ -69,6 +69,12 @@ def param_space(spec: SweepSpec, gpus_per_model: float) -> dict:
     return space
 
 
+def trial_name(trial) -> str:
+    """Short trial folders: the id and the setting (Tune's default spells out the whole config)."""
+    setting = trial.config["setting"]["name"].replace(" ", "_").replace("=", "")
+    return f"{trial.trial_id}_{setting}_seed{trial.config.get('seed', 0)}"
+
+
 def trial_resources(spec: SweepSpec, gpus_per_model: float):
     from ray import tune
 
@@ -156,7 +162,8 @@ def tuner(spec: SweepSpec, done_epochs: int = 0):
     )
     tune_config = tune.TuneConfig(metric=spec.metric, mode="max", scheduler=scheduler(spec),
                                   num_samples=spec.samples if spec.scheduler == "pbt" else 1,
-                                  max_concurrent_trials=spec.max_concurrent or None)
+                                  max_concurrent_trials=spec.max_concurrent or None,
+                                  trial_name_creator=trial_name, trial_dirname_creator=trial_name)
     return tune.Tuner(trainable, param_space=param_space(spec, gpus), tune_config=tune_config,
                       run_config=run_config), False
 
@@ -171,6 +178,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: float | Non
     from raycl.sweeps.results import collect, write_figures, write_table
 
     spec.out.mkdir(parents=True, exist_ok=True)
+    # Tune warns each time num_to_keep forces an experiment snapshot; with per-epoch
+    # checkpoints of small populations that is every few seconds, and wanted
+    __import__("os").environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     init_ray(address=address, num_cpus=num_cpus, **({"_temp_dir": ray_temp_dir} if ray_temp_dir else {}))
     try:
         done = sum(1 for r in collect(spec.experiment) if r["epoch"] > 0) if spec.experiment.exists() else 0
