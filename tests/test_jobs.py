@@ -110,9 +110,12 @@ def test_job_submit_hyper_train_with_token(head, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     job = re.search(r"Job '(raysubmit_\w+)' succeeded", r.stdout)
     assert job, r.stdout[-3000:]
-    status = subprocess.run([RAY, "job", "status", "--address", address, job.group(1)],
+    # the job's status through the Python job client, which presents the token too
+    probe = ("import sys; from ray.job_submission import JobSubmissionClient; "
+             "print(JobSubmissionClient(sys.argv[1]).get_job_status(sys.argv[2]).value)")
+    status = subprocess.run([sys.executable, "-c", probe, address, job.group(1)],
                             env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=60)
-    assert "SUCCEEDED" in status.stdout + status.stderr
+    assert status.stdout.strip().splitlines()[-1] == "SUCCEEDED", status.stdout + status.stderr
     assert "hyper-trained 2 epochs" in r.stdout
     assert (out / "checkpoint.pt").exists() and (out / "hyper_training.parquet").exists()
     import pandas as pd
