@@ -100,6 +100,7 @@ def _fake_trial(exp: Path, name: str, setting: str, rows_by_ckpt: dict, hyper: d
     for ckpt, rows in rows_by_ckpt.items():
         (t / ckpt).mkdir()
         (t / ckpt / "rows.json").write_text(json.dumps(rows))
+        (t / ckpt / "checkpoint.pt").write_bytes(b"state")
 
 
 def test_table_takes_each_trials_newest_checkpoint_and_figures_draw(tmp_path):
@@ -117,8 +118,10 @@ def test_table_takes_each_trials_newest_checkpoint_and_figures_draw(tmp_path):
     for j, (i, h_cl, h_h) in enumerate([(1, 3, 5), (5, 6, 10)]):
         hyper = {"i": i, "h_cl": h_cl, "h_h": h_h, "d": 3, "k": 25, "population": 3, "target_params": 1000 * (j + 1),
                  "source": "glyphs"}
-        _fake_trial(exp, f"t{j}", f"s{j}", {"checkpoint_000000": rows(f"t{j}", f"s{j}", 1, 1000 * (j + 1)),
-                                             "checkpoint_000001": rows(f"t{j}", f"s{j}", 2, 1000 * (j + 1))}, hyper)
+        # trial 1 was resumed: its newest checkpoint has the lower folder number
+        older, newer = ("checkpoint_000000", "checkpoint_000001") if j == 0 else ("checkpoint_000001", "checkpoint_000000")
+        _fake_trial(exp, f"t{j}", f"s{j}", {older: rows(f"t{j}", f"s{j}", 1, 1000 * (j + 1)),
+                                             newer: rows(f"t{j}", f"s{j}", 2, 1000 * (j + 1))}, hyper)
     got = collect(exp)
     assert len(got) == 2 * 3 and len({tuple(sorted(r)) for r in got}) == 1  # one schema
     table = write_table(exp, tmp_path)
@@ -200,6 +203,11 @@ def test_sweep_killed_mid_run_resumes_and_completes_every_trial_once(tmp_path):
     resumed = [e for e in events[len(before):] if e["event"] == "start"]
     assert not {e["trial"] for e in resumed} & finished_before  # finished trials did not run again
     assert any(e["from_epoch"] > 0 for e in resumed)  # the interrupted trial went on from its checkpoint
+
+    # each trial's population ran in its placement group: driver bundle 0.5 CPU + 2 models x 0.25,
+    # all taken once the SynapseWorkers were up
+    placed = [e for e in events if e["event"] == "placement"]
+    assert placed and all(e["cpu_reserved"] == 1.0 and e["cpu_free"] == 0.0 for e in placed), placed
 
     df = pd.read_parquet(out / "sweep.parquet")
     assert df["trial"].nunique() == 4 and df["setting"].nunique() == 4

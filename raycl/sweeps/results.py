@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from raycl import RayclError  # noqa: E402
 from raycl.runio import save_figure, write_parquet  # noqa: E402
-from raycl.sweeps.trial import ROWS  # noqa: E402
+from raycl.sweeps.trial import ROWS, rows_epoch  # noqa: E402
 
 CONFIG_COLUMNS = ("i", "h_cl", "h_h", "d", "k", "population", "target_params", "source")
 TABLE = "sweep.parquet"
@@ -25,11 +25,10 @@ def trial_dirs(experiment: Path) -> list[Path]:
 
 
 def _newest_rows(trial: Path) -> list[dict]:
-    """The rows kept in the trial's newest checkpoint (each checkpoint holds all rows so far)."""
-    for ckpt in sorted(trial.glob("checkpoint_*"), reverse=True):
-        if (ckpt / ROWS).exists():
-            return json.loads((ckpt / ROWS).read_text())
-    return []
+    """The rows kept in the trial's newest checkpoint (each checkpoint holds all rows so far;
+    newest by epoch: after a resume, folder numbers can restart below older leftovers)."""
+    best = max(trial.glob("checkpoint_*"), key=rows_epoch, default=None)
+    return json.loads((best / ROWS).read_text()) if best is not None and rows_epoch(best) >= 0 else []
 
 
 def collect(experiment: Path) -> list[dict]:

@@ -90,6 +90,60 @@ def _ledger(path: str | None, **event) -> None:
         os.close(fd)
 
 
+def rows_epoch(d: Path) -> int:
+    try:
+        rows = json.loads((d / ROWS).read_text())
+        return rows[-1]["epoch"] if rows and (d / CHECKPOINT).exists() else -1
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def resume_point(given, trial_dir: str | None) -> tuple[dict | None, list[dict]]:
+    """The state to go on from: Tune's checkpoint for this trial, or a newer one in the
+    trial's folder that Tune had not yet recorded when its driver was killed (it snapshots
+    its experiment state every few seconds, the trial checkpoints every epoch)."""
+    from raycl import RayclError
+    from raycl.runio import torch_load
+
+    def load(d: Path):
+        try:
+            return torch_load(d / CHECKPOINT), json.loads((d / ROWS).read_text())
+        except (RayclError, OSError, ValueError):  # a checkpoint cut short by the kill
+            return None
+
+    found = []
+    if given is not None:
+        with given.as_directory() as d:
+            got = load(Path(d))
+        if got is not None:
+            found.append(got)
+    if trial_dir:
+        have = max((s["epoch"] for s, _ in found), default=-1)
+        for d in sorted(Path(trial_dir).glob("checkpoint_*"), key=rows_epoch, reverse=True):
+            if rows_epoch(d) <= have:
+                break
+            got = load(d)
+            if got is not None:
+                found.append(got)
+                break
+    if not found:
+        return None, []
+    return max(found, key=lambda f: f[0]["epoch"])
+
+
+def placement() -> dict:
+    """CPUs of this trial's placement group: reserved, and still free once the population's
+    actors run (0 when every model's actor took its bundle)."""
+    import ray
+
+    pg = ray.util.get_current_placement_group()
+    if pg is None:
+        return {}
+    key = f"CPU_group_{pg.id.hex()}"
+    return {"placement_group": pg.id.hex(), "cpu_reserved": ray.cluster_resources().get(key, 0.0),
+            "cpu_free": ray.available_resources().get(key, 0.0)}
+
+
 def hyper_config(config: dict):
     """The trial's HyperConfig: the setting, with PBT's mutated learning rates on top."""
     from raycl.hyper.config import HyperConfig
@@ -119,25 +173,25 @@ def population_trial(config: dict) -> None:
         options = {"cpus_per_model": run["cpus_per_model"], "gpus_per_model": run["gpus_per_model"],
                    "threads": int(config.get("threads", 1))}
 
-    state, rows = None, []
-    resumed = tune.get_checkpoint()
-    if resumed is not None:
-        with resumed.as_directory() as d:
-            state = torch_load(Path(d) / CHECKPOINT)
-            rows = json.loads((Path(d) / ROWS).read_text())
+    state, rows = resume_point(tune.get_checkpoint(), ctx.get_trial_dir() if run.get("disk_fallback") else None)
+    for r in rows:  # PBT: rows inherited from the trial whose checkpoint this one took
+        r.setdefault("lineage", r["trial"])
+        r["trial"] = trial_id
+    if state is not None:
         # PBT may have changed γ: the optimizer state keeps the old one otherwise
         for g in state["server"]["opt"]["param_groups"]:
             g["lr"] = cfg.lr_phenotype
     _ledger(config.get("ledger"), trial=trial_id, event="start", setting=config["setting"]["name"],
-            from_epoch=state["epoch"] if state else 0)
+            from_epoch=state["epoch"] if state else 0, trial_dir=ctx.get_trial_dir())
 
     evaluate = QuickDeploy(cfg, run["eval_seeds"], run["eval_lrs"], run["eval_source"], run["eval_root"])
     every = max(1, int(run["eval_every"]))
     last_eval: dict = {}
+    audited: list = []
     n_params = None
 
     def base_row(epoch: int) -> dict:
-        return {"trial": trial_id, "setting": config["setting"]["name"], "seed": int(config.get("seed", 0)),
+        return {"trial": trial_id, "lineage": trial_id, "setting": config["setting"]["name"], "seed": int(config.get("seed", 0)),
                 "epoch": epoch, "params": n_params, "lr_phenotype": cfg.lr_phenotype,
                 "lr_synapses": cfg.lr_synapses}
 
@@ -149,6 +203,10 @@ def population_trial(config: dict) -> None:
 
     def on_epoch(trainer) -> None:
         e = trainer.epoch
+        if not audited:  # once per run of this trial: where its actors went
+            audited.append(e)
+            _ledger(config.get("ledger"), trial=trial_id, event="placement", epoch=e, backend=run["backend"],
+                    **placement())
         epoch_rows = [r for r in trainer.history if r["epoch"] == e]
         row = {**base_row(e), **{k: _mean(epoch_rows, k) for k in TRAIN_METRICS}}
         if e % every == 0 or e == cfg.epochs:

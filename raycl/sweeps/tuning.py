@@ -3,6 +3,7 @@ Tuner (new or restored), and a tqdm bar over every trial's epochs."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def param_space(spec: SweepSpec, gpus_per_model: float) -> dict:
         "ledger": str(spec.experiment / LEDGER),
         "run": {"backend": spec.backend, "cpus_per_model": spec.cpus_per_model, "gpus_per_model": gpus_per_model,
                 "eval_every": spec.eval_every, "eval_seeds": spec.eval_seeds, "eval_lrs": list(spec.eval_lrs),
-                "eval_source": spec.eval_source, "eval_root": spec.eval_root},
+                "eval_source": spec.eval_source, "eval_root": spec.eval_root,
+                # PBT hands a trial another trial's checkpoint on purpose: never prefer its own
+                "disk_fallback": spec.scheduler != "pbt"},
     }
     if spec.scheduler == "pbt":
         space["seed"] = tune.randint(0, 1000)
@@ -180,14 +183,17 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: float | Non
     spec.out.mkdir(parents=True, exist_ok=True)
     # Tune warns each time num_to_keep forces an experiment snapshot; with per-epoch
     # checkpoints of small populations that is every few seconds, and wanted
-    __import__("os").environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # snapshot the experiment state every 2 s (Tune's default: >= 10 s), so a killed driver
+    # loses little: the state is a few kB per trial
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     init_ray(address=address, num_cpus=num_cpus, **({"_temp_dir": ray_temp_dir} if ray_temp_dir else {}))
     try:
         done = sum(1 for r in collect(spec.experiment) if r["epoch"] > 0) if spec.experiment.exists() else 0
         t, restored = tuner(spec, done)
         grid = t.fit()
     finally:
-        if address is None and not __import__("os").environ.get("RAY_ADDRESS"):
+        if address is None and not os.environ.get("RAY_ADDRESS"):
             ray.shutdown()  # the local Ray this sweep started
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
     table = write_table(spec.experiment, spec.out)
