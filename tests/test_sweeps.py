@@ -215,3 +215,35 @@ def test_sweep_killed_mid_run_resumes_and_completes_every_trial_once(tmp_path):
     for t in df["trial"].unique():
         assert list(exp.glob(f"{t}_*/events.out.tfevents.*")), f"no TensorBoard events for {t}"
     assert (out / "overtraining.png").exists() and (out / "curves.png").exists()
+    import shutil
+
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_resume_point_prefers_the_newest_complete_checkpoint(tmp_path):
+    """Tune's recorded checkpoint, unless the trial's folder holds a newer complete one
+    (the driver was killed before Tune recorded it); a checkpoint cut short is skipped."""
+    from ray import tune
+
+    from raycl.runio import torch_save
+    from raycl.sweeps.trial import resume_point
+
+    def ckpt(d: Path, epoch: int, corrupt: bool = False):
+        d.mkdir(parents=True)
+        rows = [{"trial": "t", "epoch": e} for e in range(epoch + 1)]
+        (d / "rows.json").write_text(json.dumps(rows))
+        if corrupt:
+            (d / "checkpoint.pt").write_bytes(b"cut short")
+        else:
+            torch_save(d / "checkpoint.pt", {"epoch": epoch})
+        return d
+
+    trial = tmp_path / "t_setting"
+    recorded = ckpt(trial / "checkpoint_000000", 1)
+    ckpt(trial / "checkpoint_000001", 2)
+    ckpt(trial / "checkpoint_000002", 3, corrupt=True)
+    state, rows = resume_point(tune.Checkpoint.from_directory(recorded), trial)
+    assert state["epoch"] == 2 and rows[-1]["epoch"] == 2
+    state, _ = resume_point(tune.Checkpoint.from_directory(recorded), None)  # PBT: only what Tune hands over
+    assert state["epoch"] == 1
+    assert resume_point(None, tmp_path / "none") == (None, [])

@@ -98,7 +98,7 @@ def rows_epoch(d: Path) -> int:
         return -1
 
 
-def resume_point(given, trial_dir: str | None) -> tuple[dict | None, list[dict]]:
+def resume_point(given, trial_dir: Path | None) -> tuple[dict | None, list[dict]]:
     """The state to go on from: Tune's checkpoint for this trial, or a newer one in the
     trial's folder that Tune had not yet recorded when its driver was killed (it snapshots
     its experiment state every few seconds, the trial checkpoints every epoch)."""
@@ -173,7 +173,9 @@ def population_trial(config: dict) -> None:
         options = {"cpus_per_model": run["cpus_per_model"], "gpus_per_model": run["gpus_per_model"],
                    "threads": int(config.get("threads", 1))}
 
-    state, rows = resume_point(tune.get_checkpoint(), ctx.get_trial_dir() if run.get("disk_fallback") else None)
+    # the trial's folder in the sweep's storage (its checkpoints); get_trial_dir() is a staging copy
+    stored = sorted(Path(config["experiment"]).glob(f"{trial_id}_*")) if run.get("disk_fallback") else []
+    state, rows = resume_point(tune.get_checkpoint(), stored[0] if stored else None)
     for r in rows:  # PBT: rows inherited from the trial whose checkpoint this one took
         r.setdefault("lineage", r["trial"])
         r["trial"] = trial_id
@@ -182,7 +184,7 @@ def population_trial(config: dict) -> None:
         for g in state["server"]["opt"]["param_groups"]:
             g["lr"] = cfg.lr_phenotype
     _ledger(config.get("ledger"), trial=trial_id, event="start", setting=config["setting"]["name"],
-            from_epoch=state["epoch"] if state else 0, trial_dir=ctx.get_trial_dir())
+            from_epoch=state["epoch"] if state else 0)
 
     evaluate = QuickDeploy(cfg, run["eval_seeds"], run["eval_lrs"], run["eval_source"], run["eval_root"])
     every = max(1, int(run["eval_every"]))

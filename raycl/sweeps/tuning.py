@@ -58,6 +58,7 @@ def param_space(spec: SweepSpec, gpus_per_model: float) -> dict:
         "setting": tune.grid_search(settings),
         "threads": spec.threads,
         "ledger": str(spec.experiment / LEDGER),
+        "experiment": str(spec.experiment),
         "run": {"backend": spec.backend, "cpus_per_model": spec.cpus_per_model, "gpus_per_model": gpus_per_model,
                 "eval_every": spec.eval_every, "eval_seeds": spec.eval_seeds, "eval_lrs": list(spec.eval_lrs),
                 "eval_source": spec.eval_source, "eval_root": spec.eval_root,
