@@ -55,9 +55,11 @@ def write_table(experiment: Path, out: Path) -> Path:
 
 
 def _final_and_initial(df):
-    """Per trial: the last epoch with a deployment and epoch 0."""
+    """Per trial: the last trained epoch with a deployment (trials stopped by ASHA before
+    their first one are left out) and epoch 0."""
     dep = df[df["deploy_lr"].notna()]
-    final = dep.loc[dep.groupby("trial")["epoch"].idxmax()]
+    trained = dep[dep["epoch"] > 0]
+    final = trained.loc[trained.groupby("trial")["epoch"].idxmax()]
     return final, dep[dep["epoch"] == 0]
 
 

@@ -73,6 +73,11 @@ class QuickDeploy:
         return out
 
 
+def deploy_metric(column: str) -> str:
+    """Table column deploy_{set}_{metric} (or deploy_lr) -> Tune metric deploy/{set}/{metric}."""
+    return "deploy/" + column[len("deploy_"):].replace("_", "/", 1)
+
+
 def _mean(rows: list[dict], key: str) -> float:
     v = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
     return sum(v) / len(v) if v else float("nan")
@@ -193,15 +198,20 @@ def population_trial(config: dict) -> None:
     n_params = None
 
     def base_row(epoch: int) -> dict:
-        return {"trial": trial_id, "lineage": trial_id, "setting": config["setting"]["name"], "seed": int(config.get("seed", 0)),
-                "epoch": epoch, "params": n_params, "lr_phenotype": cfg.lr_phenotype,
-                "lr_synapses": cfg.lr_synapses}
+        return {"trial": trial_id, "lineage": trial_id, "setting": config["setting"]["name"],
+                "seed": int(config.get("seed", 0)), "epoch": epoch, "params": n_params,
+                "lr_phenotype": cfg.lr_phenotype, "lr_synapses": cfg.lr_synapses}
 
-    def deploy_now(trainer, epoch: int) -> dict:
-        out = evaluate(trainer.model, trainer.theta0, trainer.phi)
+    def remember(row: dict) -> None:
+        """Every report carries the latest deployment (schedulers need a metric each time)."""
         last_eval.clear()
-        last_eval.update({"deploy/" + k: v for k, v in out.items()}, **{"deploy/epoch": epoch})
-        return {"deploy_" + k.replace("/", "_"): v for k, v in out.items()}
+        last_eval.update({deploy_metric(k): v for k, v in row.items() if k.startswith("deploy_")},
+                         **{"deploy/epoch": row["epoch"]})
+
+    def deploy_now(trainer, row: dict) -> None:
+        row.update({"deploy_" + k.replace("/", "_"): v
+                    for k, v in evaluate(trainer.model, trainer.theta0, trainer.phi).items()})
+        remember(row)
 
     def on_epoch(trainer) -> None:
         e = trainer.epoch
@@ -212,7 +222,7 @@ def population_trial(config: dict) -> None:
         epoch_rows = [r for r in trainer.history if r["epoch"] == e]
         row = {**base_row(e), **{k: _mean(epoch_rows, k) for k in TRAIN_METRICS}}
         if e % every == 0 or e == cfg.epochs:
-            row.update(deploy_now(trainer, e))
+            deploy_now(trainer, row)
         rows.append(row)
         metrics = {k: row[k] for k in TRAIN_METRICS}
         metrics.update(epoch=e, **last_eval)
@@ -225,14 +235,13 @@ def population_trial(config: dict) -> None:
     n_params = sum(t.numel() for t in trainer.theta0.values()) + sum(t.numel() for t in trainer.phi0.values())
     if state is not None:
         trainer.restore(state)
-        last = [r for r in rows if "deploy_lr" in r]
-        if last:
-            last_eval.update({"deploy/" + k[len("deploy_"):].replace("_", "/", 1): v
-                              for k, v in last[-1].items() if k.startswith("deploy_")})
-            last_eval["deploy/epoch"] = last[-1]["epoch"]
+        deployed = [r for r in rows if "deploy_lr" in r]
+        if deployed:
+            remember(deployed[-1])
     else:
         # epoch 0: the random initial phenotype, the bar every setting starts from
-        rows.append({**base_row(0), **deploy_now(trainer, 0)})
+        rows.append(base_row(0))
+        deploy_now(trainer, rows[-1])
     if trainer.epoch < cfg.epochs:
         trainer.train(progress=False)
     _ledger(config.get("ledger"), trial=trial_id, event="done", setting=config["setting"]["name"],
