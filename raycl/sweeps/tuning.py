@@ -161,7 +161,8 @@ def tuner(spec: SweepSpec, done_epochs: int = 0):
         return t, True
     run_config = tune.RunConfig(
         name=EXPERIMENT, storage_path=str(spec.out.resolve()), callbacks=callbacks, verbose=0,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        # PBT restores other trials' checkpoints: keep enough that they are still there
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if spec.scheduler == "pbt" else 2),
         failure_config=tune.FailureConfig(max_failures=1),
     )
     tune_config = tune.TuneConfig(metric=spec.metric, mode="max", scheduler=scheduler(spec),
