@@ -64,7 +64,7 @@ def stop_head(proc: subprocess.Popen, temp: str) -> None:
             pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def head():
     temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     port, dash, agent, client = free_ports(4)
@@ -123,3 +123,22 @@ def test_job_submit_hyper_train_with_token(head, tmp_path):
     df = pd.read_parquet(out / "hyper_training.parquet")
     assert sorted(df["epoch"].unique()) == [1, 2] and len(df) == 2 * 2  # tiny: population 2
     assert json.loads((out / "config.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_job_submit_sweep(head, tmp_path):
+    """A sweep as a job: inside it RAY_ADDRESS is set, so Tune runs its trials on the head."""
+    address, env = head
+    out = tmp_path / "sweep"
+    r = subprocess.run(
+        [RAY, "job", "submit", "--address", address, "--working-dir", ".", "--",
+         "python", "jobs/sweep_overtraining.py", "--preset", "tiny", "--setting", "1", "--epochs", "2",
+         "--backend", "reference", "--out", str(out)],
+        cwd=REPO, env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "ran 1 trials: 1 finished" in r.stdout
+    import pandas as pd
+
+    df = pd.read_parquet(out / "sweep.parquet")
+    assert df["trial"].nunique() == 1 and sorted(df["epoch"]) == [0, 1, 2]
+    assert list((out / "tune").glob("*/events.out.tfevents.*"))
