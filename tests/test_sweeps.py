@@ -247,3 +247,16 @@ def test_resume_point_prefers_the_newest_complete_checkpoint(tmp_path):
     state, _ = resume_point(tune.Checkpoint.from_directory(recorded), None)  # PBT: only what Tune hands over
     assert state["epoch"] == 1
     assert resume_point(None, tmp_path / "none") == (None, [])
+
+
+def test_metric_direction_and_unknown_metric(tmp_path, capsys):
+    from raycl.cli import main
+    from raycl.sweeps.tuning import SweepSpec, metric_mode
+
+    sup = overtraining_settings("tiny")
+    assert metric_mode(SweepSpec("overtraining", sup, tmp_path, 1, metric="memory")) == "max"
+    assert metric_mode(SweepSpec("overtraining", sup, tmp_path, 1, metric="hyper_loss")) == "min"
+    ae = overtraining_settings("tiny", mode="unsupervised")
+    assert metric_mode(SweepSpec("overtraining", ae, tmp_path, 1, metric="deploy/meta-eval/memory")) == "min"
+    assert main(["sweep", "overtraining", "--out", str(tmp_path), "--metric", "accuracy"]) == 2
+    assert "unknown --metric 'accuracy'" in capsys.readouterr().err

@@ -36,7 +36,7 @@ def _common(p) -> None:
                    help="asha: stop weak trials early; pbt: population-based training of the learning rates "
                    "(one setting, --samples trials)")
     p.add_argument("--metric", default="memory",
-                   help="what ASHA/PBT maximise (reported every epoch): memory, generalization, or the latest "
+                   help="what ASHA/PBT optimise (reported every epoch; losses and MSEs are minimised): memory, generalization, or the latest "
                    "quick deployment, e.g. deploy/meta-test/memory (default %(default)s)")
     p.add_argument("--samples", type=int, default=4, help="PBT: trials in the PBT population (default %(default)s)")
     p.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial may be stopped")
@@ -95,6 +95,12 @@ def spec_from_args(args):
     else:
         base = args.preset or ("paper-supervised" if args.sizes == "paper" else "default")
         settings = scale_settings(base, args.sizes, args.params, args.population, **overrides)
+    from raycl.sweeps.trial import TRAIN_METRICS
+
+    sets = ("meta-train", "meta-test", "meta-eval")
+    known = {*TRAIN_METRICS, *(f"deploy/{s}/{k}" for s in sets for k in ("memory", "generalization"))}
+    if args.metric not in known:
+        raise RayclError(f"unknown --metric '{args.metric}'; choose one of: {', '.join(sorted(known))}")
     epochs = args.epochs if args.epochs is not None else P[base].epochs
     if epochs < 1:
         raise RayclError("--epochs must be >= 1")

@@ -73,6 +73,12 @@ def param_space(spec: SweepSpec, gpus_per_model: float) -> dict:
     return space
 
 
+def metric_mode(spec: SweepSpec) -> str:
+    """Losses, and every score of the unsupervised auto-encoder (an MSE), are minimised."""
+    unsupervised = spec.settings[0].hyper["mode"] == "unsupervised"
+    return "min" if spec.metric in ("task_loss", "hyper_loss", "seconds") or unsupervised else "max"
+
+
 def trial_name(trial) -> str:
     """Short trial folders: the id and the setting (Tune's default spells out the whole config)."""
     setting = trial.config["setting"]["name"].replace(" ", "_").replace("=", "")
@@ -165,7 +171,7 @@ def tuner(spec: SweepSpec, done_epochs: int = 0):
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if spec.scheduler == "pbt" else 2),
         failure_config=tune.FailureConfig(max_failures=1),
     )
-    tune_config = tune.TuneConfig(metric=spec.metric, mode="max", scheduler=scheduler(spec),
+    tune_config = tune.TuneConfig(metric=spec.metric, mode=metric_mode(spec), scheduler=scheduler(spec),
                                   num_samples=spec.samples if spec.scheduler == "pbt" else 1,
                                   max_concurrent_trials=spec.max_concurrent or None,
                                   trial_name_creator=trial_name, trial_dirname_creator=trial_name)
