@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "raycl.hyper.cli",
     "raycl.dan.cli",
     "raycl.sine.cli",
+    "raycl.sweeps.cli",
 ]
 
 

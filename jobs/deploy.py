@@ -1,0 +1,18 @@
+"""`ray job submit` entry point for `raycl deploy` (the deployment comparison of a run).
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/deploy.py /abs/path/run --d 5 --d 10
+
+Every argument is passed to `raycl deploy` (see its --help); the run folder must be an
+absolute path on the node that runs the job's driver.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from raycl.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["deploy", *sys.argv[1:]]))

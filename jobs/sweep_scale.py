@@ -1,0 +1,20 @@
+"""`ray job submit` entry point for `raycl sweep scale` (Ray Tune over whole populations).
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/sweep_scale.py --preset tiny --out /abs/path/sweep
+
+Every argument is passed to `raycl sweep scale` (see its --help). Inside a job RAY_ADDRESS
+is set, so the sweep runs its trials on that cluster. Give --out as an absolute path on
+storage every node sees (or the head's disk for one node): the job runs in a temporary copy
+of the working directory. Submitting the same command again resumes a killed sweep.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from raycl.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["sweep", "scale", *sys.argv[1:]]))

@@ -1,0 +1,129 @@
+"""`raycl sweep overtraining` and `raycl sweep scale`: Ray Tune sweeps of whole populations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from raycl.hyper.config import PRESETS
+
+
+def _common(p) -> None:
+    p.add_argument("--out", required=True, help="sweep folder: tune/ (Tune's experiment, TensorBoard logs, trial "
+                   "checkpoints), sweep.parquet, PNGs, summary.json. Rerunning with the same --out resumes")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="base settings each trial starts from (model, k, epochs...; default: see above)")
+    p.add_argument("--epochs", type=int, default=None, help="outer epochs per trial (default: the preset's)")
+    p.add_argument("--seeds", type=int, default=1, help="trials per setting, seeds 0..N-1 (default %(default)s)")
+    p.add_argument("--source", default=None, help="meta-train source (default: the preset's, glyphs)")
+    p.add_argument("--data-root", default=None, help="root folder of a real source")
+    p.add_argument("--backend", default="ray", choices=["ray", "reference"],
+                   help="ray: each trial runs the population as actors in its placement group (one bundle per "
+                   "model); reference: the whole population inside the trial process (default %(default)s)")
+    p.add_argument("--driver-cpus", type=float, default=0.5, help="CPUs of the trial driver's bundle (default %(default)s)")
+    p.add_argument("--cpus-per-model", type=float, default=0.25,
+                   help="CPUs per model's bundle, Ray backend (default %(default)s: small CPU presets)")
+    p.add_argument("--gpus-per-model", type=float, default=None,
+                   help="GPUs per model's bundle (default: 1 when the cluster has GPUs, else 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default %(default)s)")
+    p.add_argument("--eval-every", type=int, default=5,
+                   help="deploy the current φ every N epochs (also before training and at the end)")
+    p.add_argument("--eval-seeds", type=int, default=2, help="deployment sequences per set in each quick deployment")
+    p.add_argument("--eval-lrs", type=float, nargs="+", default=[0.01, 0.1, 1.0],
+                   help="deployment learning rates to choose from on meta-train (default %(default)s)")
+    p.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits)")
+    p.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
+    p.add_argument("--scheduler", default="none", choices=["none", "asha", "pbt"],
+                   help="asha: stop weak trials early; pbt: population-based training of the learning rates "
+                   "(one setting, --samples trials)")
+    p.add_argument("--metric", default="memory",
+                   help="what ASHA/PBT optimise (reported every epoch; losses and MSEs are minimised): memory, generalization, or the latest "
+                   "quick deployment, e.g. deploy/meta-test/memory (default %(default)s)")
+    p.add_argument("--samples", type=int, default=4, help="PBT: trials in the PBT population (default %(default)s)")
+    p.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial may be stopped")
+    p.add_argument("--max-concurrent", type=int, default=0, help="at most N trials at once (0: as resources allow)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to use (default: $RAY_ADDRESS, as inside `ray job submit`, else a local Ray)")
+    p.add_argument("--num-cpus", type=float, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--ray-temp-dir", default=None, help="temp folder of the local Ray (keep it short: socket paths)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="Ray Tune sweeps of whole populations (over-training, scale)",
+                       description="Ray Tune sweeps: each trial hyper-trains a whole population, reports memory and "
+                       "generalization per outer epoch and a quick deployment every --eval-every epochs, and "
+                       "checkpoints. A killed sweep resumes when run again with the same --out. "
+                       "`tensorboard --logdir OUT/tune` shows every trial.")
+    s = p.add_subparsers(dest="sweep_command", metavar="KIND", required=True)
+    o = s.add_parser("overtraining", help="the four (i, h_CL, h_H) settings of §6.4.3, or a grid (Fig 6.5)",
+                     description="Sweep (i, h_CL, h_H) with d = 3: the dissertation's (1,3,5), (5,6,10), (10,10,15), "
+                     "(20,20,25) on top of --preset (default: default), or the grid --grid-i x --grid-h-cl x "
+                     "--grid-h-h. Writes OUT/overtraining.png (a bar per setting, like Fig 6.5).")
+    _common(o)
+    o.add_argument("--setting", type=int, action="append", choices=[1, 2, 3, 4],
+                   help="only the dissertation's setting N (repeatable)")
+    o.add_argument("--grid-i", type=int, nargs="+", help="grid values of i")
+    o.add_argument("--grid-h-cl", type=int, nargs="+", help="grid values of h_CL")
+    o.add_argument("--grid-h-h", type=int, nargs="+", help="grid values of h_H")
+    o.set_defaults(func=cmd_sweep, kind="overtraining")
+    c = s.add_parser("scale", help="populations of models of growing size (§6.4.5, Fig 6.9)",
+                     description="Sweep parameters per model at population 5: --sizes paper (25M, 75M, 200M; GPUs), "
+                     "cpu (20k, 60k, 200k), tiny (2k, 5k), or --params N ... . Writes OUT/scale.png (the trend, "
+                     "like Fig 6.9).")
+    _common(c)
+    c.add_argument("--sizes", default="cpu", choices=["paper", "cpu", "tiny"], help="named sizes (default %(default)s)")
+    c.add_argument("--params", type=int, nargs="+", help="parameter counts per model instead of --sizes")
+    c.add_argument("--population", type=int, default=5, help="models per population (default %(default)s, §6.4.5)")
+    c.set_defaults(func=cmd_sweep, kind="scale")
+
+
+def spec_from_args(args):
+    from raycl import RayclError
+    from raycl.hyper.config import PRESETS as P
+    from raycl.sweeps.space import overtraining_settings, scale_settings
+    from raycl.sweeps.tuning import SweepSpec
+
+    overrides = {"source": args.source, "data_root": args.data_root}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.kind == "overtraining":
+        base = args.preset or "default"
+        grid = {"i": args.grid_i, "h_cl": args.grid_h_cl, "h_h": args.grid_h_h}
+        settings = overtraining_settings(base, grid if any(grid.values()) else None, **overrides)
+        if args.setting:
+            if any(grid.values()):
+                raise RayclError("--setting picks one of the dissertation's settings; it does not combine with a grid")
+            settings = [settings[n - 1] for n in sorted(set(args.setting))]
+    else:
+        base = args.preset or ("paper-supervised" if args.sizes == "paper" else "default")
+        settings = scale_settings(base, args.sizes, args.params, args.population, **overrides)
+    from raycl.sweeps.trial import TRAIN_METRICS
+
+    sets = ("meta-train", "meta-test", "meta-eval")
+    known = {*TRAIN_METRICS, *(f"deploy/{s}/{k}" for s in sets for k in ("memory", "generalization"))}
+    if args.metric not in known:
+        raise RayclError(f"unknown --metric '{args.metric}'; choose one of: {', '.join(sorted(known))}")
+    epochs = args.epochs if args.epochs is not None else P[base].epochs
+    if epochs < 1:
+        raise RayclError("--epochs must be >= 1")
+    return SweepSpec(
+        kind=args.kind, settings=settings, out=Path(args.out), epochs=epochs, seeds=args.seeds, backend=args.backend,
+        driver_cpus=args.driver_cpus, cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
+        threads=args.threads, eval_every=args.eval_every, eval_seeds=args.eval_seeds, eval_lrs=tuple(args.eval_lrs),
+        eval_source=args.eval_source, eval_root=args.eval_root, scheduler=args.scheduler, metric=args.metric,
+        samples=args.samples, max_concurrent=args.max_concurrent, grace_period=args.grace_period,
+    )
+
+
+def cmd_sweep(args) -> int:
+    from raycl.sweeps.tuning import run_sweep
+
+    spec = spec_from_args(args)
+    s = run_sweep(spec, address=args.address, num_cpus=args.num_cpus, ray_temp_dir=args.ray_temp_dir)
+    print(f"{'resumed' if s['resumed'] else 'ran'} {s['trials']} trials: {s['terminated']} finished, "
+          f"{s['errored']} errored, {s['unfinished']} unfinished")
+    for e in s["errors"]:
+        print(f"  error: {e}")
+    print(f"table {s['table']}; figures {', '.join(s['figures'])}; TensorBoard: tensorboard --logdir {s['experiment']}")
+    if s["unfinished"] or s["errored"]:
+        print("not complete: run the same command again to resume from the trials' checkpoints")
+        return 1
+    return 0
