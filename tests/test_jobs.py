@@ -95,7 +95,6 @@ def head():
         shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.mark.slow
 def test_job_submit_hyper_train_with_token(head, tmp_path):
     address, env = head
     out = tmp_path / "run"
