@@ -27,21 +27,28 @@ ACTIVATIONS = {
 
 
 class ContractiveAE(nn.Module):
-    """n -> hidden... -> s (activation after every encoder layer) -> mirrored hidden -> n (linear out)."""
+    """n -> hidden... -> s (activation after every encoder layer) -> decoder_hidden... -> n (linear out).
 
-    def __init__(self, n: int, latent: int, hidden: tuple[int, ...] = (), activation: str = "tanh"):
+    decoder_hidden defaults to the encoder's hidden sizes mirrored. With no hidden layers the
+    latent is the AE's one hidden layer (the Split-MNIST AEs) and every recollection lies in
+    an s-dimensional affine subspace; a decoder hidden layer makes that a curved s-manifold."""
+
+    def __init__(self, n: int, latent: int, hidden: tuple[int, ...] = (), activation: str = "tanh",
+                 decoder_hidden: tuple[int, ...] | None = None):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation '{activation}'; choose one of: {', '.join(ACTIVATIONS)}")
         self.n, self.latent, self.hidden, self.activation = n, latent, tuple(hidden), activation
+        self.decoder_hidden = tuple(hidden[::-1]) if decoder_hidden is None else tuple(decoder_hidden)
         self._act, self._dact = ACTIVATIONS[activation]
         sizes = [n, *hidden, latent]
         self.enc = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        rev = sizes[::-1]
+        rev = [latent, *self.decoder_hidden, n]
         self.dec = nn.ModuleList(nn.Linear(a, b) for a, b in zip(rev[:-1], rev[1:]))
 
     def config(self) -> dict:
-        return {"n": self.n, "latent": self.latent, "hidden": list(self.hidden), "activation": self.activation}
+        return {"n": self.n, "latent": self.latent, "hidden": list(self.hidden), "activation": self.activation,
+                "decoder_hidden": list(self.decoder_hidden)}
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

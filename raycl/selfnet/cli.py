@@ -59,6 +59,8 @@ def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987
     g = p.add_argument_group("auto-encoder and store (Algorithm 1)")
     g.add_argument("--latent", type=int, default=latent, help="s: latent floats per (sub-)network")
     g.add_argument("--hidden", type=_ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
+    g.add_argument("--decoder-hidden", type=_ints, default=None,
+                   help="decoder hidden sizes between latent and output (default: --hidden mirrored), e.g. 32")
     g.add_argument("--activation", default="elu", choices=("tanh", "sigmoid", "elu", "relu", "linear"))
     g.add_argument("--buffer", type=int, default=buffer, help="m: networks waiting before the AE is retrained")
     g.add_argument("--thresholds", type=_floats, default=_floats(thresholds),
@@ -156,7 +158,8 @@ def _snconfig(args):
     from raycl.selfnet.experiments import SelfNetConfig
 
     return SelfNetConfig(args.latent, tuple(args.hidden), args.activation, args.buffer, tuple(args.thresholds),
-                         args.contractive, args.ae_lr, args.max_iters, args.stop, args.ae_input, args.init_source)
+                         args.contractive, args.ae_lr, args.max_iters, args.stop, args.ae_input, args.init_source,
+                         None if args.decoder_hidden is None else tuple(args.decoder_hidden))
 
 
 def _run_continual(args, scaling: bool) -> int:
@@ -180,9 +183,14 @@ def _run_continual(args, scaling: bool) -> int:
         bar.set_postfix_str(f"{method} {sum(cur) / len(cur):.3f}")
         bar.update(1)
 
+    def on_ae(it, cos):
+        if it % 25 == 0:
+            bar.set_postfix_str(f"AE update {it}, mean cosine {cos:.5f}")
+
     trainer = _trainer(args)
     try:
-        sn = run_selfnet(tasks, arch, num_outputs, _snconfig(args), first, tune, trainer, args.seed, on_stage)
+        sn = run_selfnet(tasks, arch, num_outputs, _snconfig(args), first, tune, trainer, args.seed, on_stage,
+                         on_ae=on_ae)
     finally:
         trainer.close()
     rows = list(sn["rows"])

@@ -39,6 +39,7 @@ class SelfNetConfig:
     stop: str = "mean"
     n: int | None = None  # AE input size; default: the task network's parameter count
     source: str = "first-batch-mean"  # where later task networks start (§2.3, §2.4.2)
+    decoder_hidden: tuple[int, ...] | None = None  # None: mirror `hidden`
 
 
 def _mean(xs):
@@ -64,14 +65,15 @@ def train_stream_networks(tasks, arch, num_outputs, first_cfg, tune_cfg, source_
 
 
 def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConfig, first_cfg: TrainConfig,
-                tune_cfg: TrainConfig, trainer=None, seed: int = 0, on_stage=None, device=None) -> dict:
+                tune_cfg: TrainConfig, trainer=None, seed: int = 0, on_stage=None, device=None,
+                on_ae=None) -> dict:
     """Algorithm 1 over a stream. After every task, every task seen so far is evaluated with
     its recollection (or its original while it waits in the buffer)."""
     trainer = trainer or SerialTrainer()
     probe = make_tasknet(arch, num_outputs)
     length = sum(p.numel() for p in probe.parameters())
     sn = SelfNet(cfg.n or length, cfg.latent, cfg.hidden, cfg.activation, cfg.buffer_size, cfg.thresholds,
-                 cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, device=device, seed=seed)
+                 cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, device=device, seed=seed, decoder_hidden=cfg.decoder_hidden)
     originals: dict[int, tuple[torch.Tensor, float]] = {}
     source, rows, fits = None, [], []
     m = cfg.buffer_size
@@ -81,9 +83,9 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
                                                 source, trainer, seed)
         for i, (flat, acc) in zip(batch, results):
             originals[i] = (flat, acc)
-            fit = sn.add(f"t{i}", flat, NetMeta(arch, num_outputs, flat.numel()))
+            fit = sn.add(f"t{i}", flat, NetMeta(arch, num_outputs, flat.numel()), on_ae)
             if i == len(tasks) - 1 and sn.buffer:
-                fit = sn.consolidate()  # the stream ended: fold in what is left
+                fit = sn.consolidate(on_ae)  # the stream ended: fold in what is left
             if fit is not None:
                 fits.append({"stage": i, "tasks": len(sn.latents), "iterations": fit.iterations, "reached": fit.reached,
                              "threshold": fit.threshold, "mean_cosine": _mean(fit.cosines),
@@ -182,7 +184,8 @@ def single_batch_accuracy(originals: dict[int, tuple[torch.Tensor, float]], task
     (to the last threshold), then every task is evaluated with its recollection."""
     keys = sorted(originals)
     sn = SelfNet(cfg.n or originals[keys[0]][0].numel(), cfg.latent, cfg.hidden, cfg.activation, len(keys),
-                 (cfg.thresholds[-1],), cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, seed=seed)
+                 (cfg.thresholds[-1],), cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, seed=seed,
+                 decoder_hidden=cfg.decoder_hidden)
     fit = None
     for k in keys:
         fit = sn.add(f"t{k}", originals[k][0], NetMeta(arch, num_outputs, originals[k][0].numel())) or fit

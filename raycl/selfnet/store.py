@@ -88,13 +88,13 @@ class SelfNet:
 
     def __init__(self, n: int, latent: int, hidden=(), activation: str = "tanh", buffer_size: int = 1,
                  thresholds=(0.997,), lam: float = 1e-4, lr: float = 1e-3, max_iters: int = 5000,
-                 stop: str = "mean", device=None, seed: int = 0):
+                 stop: str = "mean", device=None, seed: int = 0, decoder_hidden=None):
         if buffer_size < 1:
             raise RayclError(f"buffer size must be at least 1, got {buffer_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.ae = ContractiveAE(n, latent, tuple(hidden), activation).to(self.device)
+            self.ae = ContractiveAE(n, latent, tuple(hidden), activation, decoder_hidden).to(self.device)
         self.buffer_size, self.thresholds = buffer_size, tuple(thresholds)
         self.lam, self.lr, self.max_iters, self.stop = lam, lr, max_iters, stop
         self.latents: dict[str, torch.Tensor] = {}  # task -> (r, s): the only per-task floats
@@ -192,7 +192,8 @@ class SelfNet:
     def from_state(cls, state: dict, device=None) -> "SelfNet":
         try:
             cfg, settings = state["ae_config"], state["settings"]
-            net = cls(cfg["n"], cfg["latent"], cfg["hidden"], cfg["activation"], device=device, **settings)
+            net = cls(cfg["n"], cfg["latent"], cfg["hidden"], cfg["activation"], device=device,
+                      decoder_hidden=cfg["decoder_hidden"], **settings)
             net.ae.load_state_dict(state["ae_state"])
             net.latents = {k: v.float() for k, v in state["latents"].items()}
             net.meta = {k: NetMeta(**m) for k, m in state["meta"].items()}
