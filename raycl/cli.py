@@ -12,6 +12,8 @@ from raycl import RayclError, __version__
 COMMAND_MODULES = [
     "raycl.data.cli",
     "raycl.hyper.cli",
+    "raycl.selfnet.cli",
+    "raycl.atari.cli",
 ]
 
 
