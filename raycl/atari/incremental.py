@@ -114,6 +114,8 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
     score_rows: list[dict] = []
     if resume and store_path.exists():
         saved = torch_load(store_path)
+        if not isinstance(saved, dict) or "selfnet" not in saved or "norms" not in saved:
+            raise RayclError(f"{store_path} is not an Atari Self-Net store; point --out at a run `raycl atari` wrote")
         selfnet, norms = SelfNet.from_state(saved["selfnet"]), dict(saved["norms"])
         if scores_path.exists():
             score_rows = read_parquet(scores_path).to_dict("records")
