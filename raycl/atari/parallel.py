@@ -127,7 +127,8 @@ class RayA3C:
         actions = num_actions(cfg, game)
         chunk = max(cfg.rnn_steps, min(chunk, (frames - start_frames) // workers))  # every worker gets work
         server = self._server.remote(actions, cfg.lr, seed, state)
-        pool = [self._worker.remote(game, cfg, seed * 1000 + i + start_frames, actions, server) for i in range(workers)]
+        pool = [self._worker.remote(game, cfg, seed * 1000 + i + start_frames, actions, server)
+                for i in range(workers if start_frames < frames else 0)]
         total, launched, next_ckpt = start_frames, start_frames, start_frames + (checkpoint_every or frames + 1)
         pending = {}
         try:
