@@ -186,3 +186,20 @@ def test_small_preset_all_five_games(tmp_path):
     stages = {(r["stage"], r["game"]) for r in summary["table"]}
     assert len(stages) == 15  # 1 + 2 + 3 + 4 + 5 stored networks replayed
     assert summary["min_cosine_every_stage"] >= 0.997
+
+
+@pytest.mark.slow
+def test_resume_keeps_stored_games_and_adds_the_next(ray2, tmp_path):
+    from raycl.runio import read_parquet
+
+    # latent 32 >= the 22 sub-vectors of two networks, so the AE can hold both
+    small = dict(frames=60, workers=2, episodes=1, eval_max_steps=10, a3c=A3CConfig(max_episode_steps=20), latent=32,
+                 ae_lr=3e-2, threshold=0.98, ae_max_iters=1000)
+    run_incremental(AtariConfig(games=("Pong",), **small), tmp_path, progress=False)
+    first = read_parquet(tmp_path / "metrics.parquet")
+    summary = run_incremental(AtariConfig(games=("Pong", "Boxing"), **small), tmp_path, resume=True, progress=False)
+    assert [f["game"] for f in summary["folds"]] == ["Pong", "Boxing"]
+    assert [(r["stage"], r["game"]) for r in summary["table"]] == [(0, "Pong"), (1, "Pong"), (1, "Boxing")]
+    metrics = read_parquet(tmp_path / "metrics.parquet")
+    assert len(metrics) > len(first) and set(metrics["game"]) == {"Pong", "Boxing"}
+    assert summary["min_cosine_every_stage"] >= 0.97

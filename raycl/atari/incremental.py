@@ -109,7 +109,7 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
     if not resume and (store_path.exists() or scores_path.exists()):
         raise RayclError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
 
-    selfnet = None
+    selfnet, fits = None, []
     norms: dict[str, float] = {}  # one float per game: the scale a cosine-trained AE does not keep
     score_rows: list[dict] = []
     if resume and store_path.exists():
@@ -117,6 +117,7 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
         if not isinstance(saved, dict) or "selfnet" not in saved or "norms" not in saved:
             raise RayclError(f"{store_path} is not an Atari Self-Net store; point --out at a run `raycl atari` wrote")
         selfnet, norms = SelfNet.from_state(saved["selfnet"]), dict(saved["norms"])
+        fits = list(saved.get("folds", []))
         if scores_path.exists():
             score_rows = read_parquet(scores_path).to_dict("records")
     if selfnet is None:
@@ -128,7 +129,11 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
         raise RayclError(f"{store_path} holds games {stored} not in --games {list(cfg.games)}; use the same --games")
 
     ray_a3c = RayA3C(address=address, num_cpus=num_cpus)
-    fits, train_log = [], []
+    train_log: list[dict] = []
+    if resume and (out / "train_episodes.parquet").exists():
+        train_log = read_parquet(out / "train_episodes.parquet").to_dict("records")
+    if resume and (out / "metrics.parquet").exists():
+        run.rows = read_parquet(out / "metrics.parquet").to_dict("records")  # flush rewrites the whole table
     for stage, game in enumerate(cfg.games):
         if game in stored:
             continue
@@ -190,7 +195,7 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
         fits.append({"stage": stage, "game": game, "iterations": fit.iterations, "seconds": fit.seconds,
                      "min_cosine": min(fit.cosines)})
         norms[game] = float(flat.norm())
-        torch_save(store_path, {"selfnet": selfnet.state_dict(), "norms": norms})
+        torch_save(store_path, {"selfnet": selfnet.state_dict(), "norms": norms, "folds": fits})
 
         # --- replay: the new original, and every stored network reconstructed -------------
         jobs, meta = [], []
