@@ -202,4 +202,4 @@ def test_resume_keeps_stored_games_and_adds_the_next(ray2, tmp_path):
     assert [(r["stage"], r["game"]) for r in summary["table"]] == [(0, "Pong"), (1, "Pong"), (1, "Boxing")]
     metrics = read_parquet(tmp_path / "metrics.parquet")
     assert len(metrics) > len(first) and set(metrics["game"]) == {"Pong", "Boxing"}
-    assert summary["min_cosine_every_stage"] >= 0.97
+    assert summary["min_cosine_every_stage"] >= 0.95  # two folds at 0.98: 1 - cos adds up
