@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "raycl.dan.cli",
     "raycl.sine.cli",
     "raycl.sweeps.cli",
+    "raycl.selfnet.cli",
+    "raycl.atari.cli",
 ]
 
 

@@ -1,0 +1,66 @@
+"""Seconds to fold one more 21,840-parameter task network into the Self-Net store at mean
+cosine >= 0.997, on CPU, as the store grows to 20 networks (buffer of 1). One JSON line.
+
+The networks are real: MNIST task networks trained on Split tuples of the offline digits
+(the first from a seeded init, the rest fine-tuned from it, λ·MSE anchor). Training them is
+not timed; only `SelfNet.add` (recollect, retrain the AE to the threshold, re-encode) is.
+
+    PYTHONPATH=. python bench/selfnet.py [--networks 20] [--latent 20] [--decoder-hidden ""]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--networks", type=int, default=20)
+    ap.add_argument("--latent", type=int, default=20, help="s (the Permuted-MNIST AE's latent size)")
+    ap.add_argument("--decoder-hidden", default="", help="comma list of decoder hidden sizes (default none)")
+    ap.add_argument("--activation", default="tanh")
+    ap.add_argument("--threshold", type=float, default=0.997)
+    ap.add_argument("--ae-lr", type=float, default=3e-3)
+    ap.add_argument("--max-iters", type=int, default=5000)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from raycl.selfnet.store import NetMeta, SelfNet
+    from raycl.selfnet.streams import load_pair, make_stream
+    from raycl.selfnet.train import TrainConfig, train_task_network
+
+    tasks = make_stream("split", *load_pair("digits"), args.networks, seed=args.seed)
+    first, tune = TrainConfig(15, 32, 0.02, 0.9), TrainConfig(10, 32, 0.01, 0.5)
+    source, acc0 = train_task_network(tasks[0], "mnist", 10, first, seed=args.seed)
+    nets = [source] + [train_task_network(t, "mnist", 10, tune, init=source, source=source, seed=args.seed + i)[0]
+                       for i, t in enumerate(tasks[1:], 1)]
+    dec = tuple(int(x) for x in args.decoder_hidden.split(",") if x.strip())
+    sn = SelfNet(21_840, args.latent, (), args.activation, buffer_size=1, thresholds=(args.threshold,),
+                 lr=args.ae_lr, max_iters=args.max_iters, device="cpu", seed=args.seed, decoder_hidden=dec)
+    seconds, iters, reached = [], [], []
+    for i, flat in enumerate(nets):
+        t0 = time.perf_counter()
+        fit = sn.add(f"t{i}", flat, NetMeta("mnist", 10, flat.numel()))
+        seconds.append(round(time.perf_counter() - t0, 4))
+        iters.append(fit.iterations)
+        reached.append(fit.reached)
+    st = sn.storage()
+    print(json.dumps({
+        "bench": "selfnet_fold", "device": "cpu", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+        "network_params": 21_840, "latent": args.latent, "decoder_hidden": list(dec), "threshold": args.threshold,
+        "fold_seconds": seconds, "fold_ae_updates": iters, "all_reached_threshold": all(reached),
+        "seconds_fold_20th": seconds[-1], "seconds_mean": round(sum(seconds) / len(seconds), 4),
+        "seconds_total": round(sum(seconds), 3), "final_mean_cosine": round(sum(fit.cosines) / len(fit.cosines), 5),
+        "ae_params": st["ae_params"], "storage_ratio": round(st["storage_ratio"], 4),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""Ray job: `raycl atari`, the cluster preset unless told otherwise.
+
+    ray job submit --working-dir . -- python jobs/atari.py --out runs/atari [options]
+
+Options are those of `raycl atari --help`; --preset defaults to cluster here (40M frames a
+game, 20 workers, 80 whole evaluation episodes, AE 76,863-2000-200).
+"""
+
+import sys
+
+from raycl.cli import main
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if not any(a == "--preset" or a.startswith("--preset=") for a in argv):
+        argv += ["--preset", "cluster"]
+    sys.exit(main(["atari", *argv]))

@@ -1,0 +1,186 @@
+"""Continual-learning baselines on one shared task network, behind one interface.
+
+Every method is a `Regularizer`: a penalty added to the task loss while a task is learned,
+and a consolidation step once it is learned. SGD, L2, Online L2, EWC and Online EWC are all
+the same quadratic form Σ_t Σ_i w_{t,i} (θ_i − a_{t,i})², differing in the importance w
+(1, or the diagonal Fisher information) and in whether old anchors are kept (L2, EWC;
+Kirkpatrick et al. 2017) or merged into one running term (Online L2; Online EWC,
+Schwarz et al. 2018 / Huszár 2018: F̃ ← γF̃ + F_t, anchor ← θ_t).
+Progress & Compress (Schwarz et al. 2018) trains a fresh active column with lateral
+adaptors from the frozen knowledge base, then distils it into the knowledge base under the
+Online EWC regularizer.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from raycl import RayclError
+from raycl.selfnet.streams import Task
+from raycl.selfnet.tasknets import TaskNet, make_tasknet
+from raycl.selfnet.train import TrainConfig, accuracy, fit, task_logits
+
+
+def fisher_diagonal(net: nn.Module, task: Task, samples: int = 256, seed: int = 0) -> list[torch.Tensor]:
+    """Diagonal of the Fisher information at θ: E_x E_{y~p_θ(y|x)} (∂ log p_θ(y|x) / ∂θ)²,
+    labels sampled from the model (the true Fisher), per-sample gradients with vmap."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(task.train_y), generator=gen)[:samples]
+    device = next(net.parameters()).device
+    x = task.train_x[idx].to(device)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    with torch.no_grad():
+        probs = F.softmax(task_logits(net, x, task), 1)
+    y = torch.multinomial(probs.cpu(), 1, generator=gen).flatten().to(device)
+
+    def logp(p, xi, yi):
+        out = functional_call(net, p, (xi.unsqueeze(0),))[:, : task.num_classes]
+        return -F.cross_entropy(out, yi.unsqueeze(0))
+
+    g = vmap(grad(logp), in_dims=(None, 0, 0))(params, x, y)
+    return [(g[k] ** 2).mean(0) for k, _ in net.named_parameters()]
+
+
+class Regularizer:
+    """sgd: no penalty. Subclasses add a penalty and learn from each finished task."""
+
+    name = "sgd"
+
+    def __init__(self, lam: float = 0.0):
+        self.lam = lam
+
+    def penalty(self, net: nn.Module) -> torch.Tensor | None:
+        return None
+
+    def after_task(self, net: nn.Module, task: Task) -> None:
+        pass
+
+
+class Quadratic(Regularizer):
+    """λ/2 Σ_terms Σ_i w_i (θ_i − a_i)²; importance = Fisher or 1; online merges the terms."""
+
+    def __init__(self, name: str, lam: float, fisher: bool, online: bool, gamma: float = 1.0,
+                 fisher_samples: int = 256):
+        super().__init__(lam)
+        self.name, self.fisher, self.online, self.gamma = name, fisher, online, gamma
+        self.fisher_samples = fisher_samples
+        self.terms: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []
+
+    def penalty(self, net):
+        if not self.terms:
+            return None
+        total = 0.0
+        for w, a in self.terms:
+            total = total + sum((wi * (p - ai) ** 2).sum() for wi, p, ai in zip(w, net.parameters(), a))
+        return 0.5 * self.lam * total
+
+    def after_task(self, net, task):
+        anchor = [p.detach().clone() for p in net.parameters()]
+        if self.fisher:
+            w = fisher_diagonal(net, task, self.fisher_samples)
+        else:
+            w = [torch.ones_like(p) for p in anchor]
+        if self.online and self.terms:
+            old_w, _ = self.terms[0]
+            # Online L2 keeps weight 1 at the latest anchor; Online EWC accumulates γF̃ + F_t
+            w = [self.gamma * o + n for o, n in zip(old_w, w)] if self.fisher else w
+            self.terms = [(w, anchor)]
+        else:
+            self.terms.append((w, anchor))
+
+
+def make_regularizer(name: str, lam: float | None = None, gamma: float = 1.0) -> Regularizer:
+    defaults = {"sgd": 0.0, "l2": 0.01, "online_l2": 0.01, "ewc": 1000.0, "online_ewc": 1000.0, "pc": 1000.0}
+    if name not in defaults:
+        raise RayclError(f"unknown baseline '{name}'; choose from: {', '.join(defaults)}")
+    lam = defaults[name] if lam is None else lam
+    if name == "sgd":
+        return Regularizer(0.0)
+    if name in ("l2", "online_l2"):
+        return Quadratic(name, lam, fisher=False, online=name == "online_l2")
+    return Quadratic(name, lam, fisher=True, online=name in ("online_ewc", "pc"), gamma=gamma)
+
+
+BASELINES = ("sgd", "l2", "online_l2", "ewc", "online_ewc", "pc")
+BASELINE_NAMES = {"sgd": "SGD", "l2": "L2", "online_l2": "Online L2", "ewc": "EWC", "online_ewc": "Online EWC",
+                  "pc": "Progress & Compress"}
+
+
+class SharedLearner:
+    """One task network learns every task in turn; `reg` keeps it from forgetting."""
+
+    def __init__(self, arch: str, num_outputs: int, cfg: TrainConfig, reg: Regularizer, seed: int = 0, device=None):
+        self.device = torch.device(device or "cpu")
+        self.net = make_tasknet(arch, num_outputs, seed=seed).to(self.device)
+        self.arch, self.num_outputs, self.cfg, self.reg, self.seed = arch, num_outputs, cfg, reg, seed
+        self.name = reg.name
+
+    def learn(self, task: Task, index: int) -> None:
+        fit(self.net, task, self.cfg, lambda: self.reg.penalty(self.net), seed=self.seed + index)
+        self.reg.after_task(self.net, task)
+
+    def accuracy(self, task: Task) -> float:
+        return accuracy(self.net, task)
+
+
+class Adaptors(nn.Module):
+    """Lateral connections (P&C): layer i of the active column also receives
+    α_i · U_i(input the knowledge base's layer i saw), U_i shaped like layer i."""
+
+    def __init__(self, template: TaskNet):
+        super().__init__()
+        self.maps = nn.ModuleList(copy.deepcopy(layer) for layer in template.layers)
+        for m in self.maps:
+            m.reset_parameters()
+        self.alpha = nn.Parameter(torch.full((len(self.maps),), 0.1))
+
+    def forward(self, kb_inputs: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        # layer 0 sees the raw input in both columns: no lateral needed there
+        return [None] + [self.alpha[i] * self.maps[i](h) for i, h in enumerate(kb_inputs) if i > 0]
+
+
+class ProgressCompress(SharedLearner):
+    """Progress: a fresh active column + adaptors learn the task, knowledge base frozen.
+    Compress: the knowledge base distils the active column (KL) under Online EWC."""
+
+    def __init__(self, arch, num_outputs, cfg, reg: Regularizer, seed=0, device=None):
+        super().__init__(arch, num_outputs, cfg, reg, seed, device)
+        self.name = "pc"
+
+    def learn(self, task: Task, index: int) -> None:
+        kb = self.net
+        active = make_tasknet(self.arch, self.num_outputs, seed=self.seed + 1000 + index).to(self.device)
+        adapt = Adaptors(kb).to(self.device)
+        for p in kb.parameters():
+            p.requires_grad_(False)
+
+        def progress_loss(x, y):
+            lateral = adapt(kb.layer_inputs(x))
+            return F.cross_entropy(active(x, lateral)[:, : task.num_classes], y)
+
+        fit(active, task, self.cfg, seed=self.seed + index, params=list(active.parameters()) + list(adapt.parameters()),
+            loss_fn=progress_loss)
+        for p in kb.parameters():
+            p.requires_grad_(True)
+        active.eval()
+
+        def compress_loss(x, y):
+            with torch.no_grad():
+                teacher = F.log_softmax(active(x, adapt(kb.layer_inputs(x)))[:, : task.num_classes], 1)
+            student = F.log_softmax(task_logits(kb, x, task), 1)
+            return F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+
+        fit(kb, task, self.cfg, lambda: self.reg.penalty(kb), seed=self.seed + index, loss_fn=compress_loss)
+        self.reg.after_task(kb, task)
+
+
+def make_learner(name: str, arch: str, num_outputs: int, cfg: TrainConfig, lam: float | None = None,
+                 seed: int = 0, device=None) -> SharedLearner:
+    reg = make_regularizer(name, lam)
+    cls = ProgressCompress if name == "pc" else SharedLearner
+    return cls(arch, num_outputs, cfg, reg, seed, device)

@@ -1,0 +1,345 @@
+"""`raycl selfnet continual | scaling | robustness | multiarch`."""
+
+from __future__ import annotations
+
+import argparse
+
+from raycl import RayclError
+
+DEFAULT_BASELINES = "sgd,l2,online_l2,ewc,online_ewc,pc"
+
+
+def _floats(s: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in s.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{s}'") from None
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in s.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{s}'") from None
+
+
+def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) -> None:
+    from raycl.selfnet.streams import STREAMS
+
+    g = p.add_argument_group("data and stream")
+    g.add_argument("--out", required=True, help="run folder: metrics.parquet, summary.json, tb/, PNGs")
+    g.add_argument("--data", default="digits",
+                   help="image source (default: the offline digits; mnist/cifar10/cifar100 need --data-root)")
+    g.add_argument("--data-root", default=None, help="folder holding a real dataset")
+    g.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    g.add_argument("--stream", default=stream, choices=STREAMS,
+                   help="permuted | split (1 positive vs 4 negative digits) | pairs | cifar10 (one class vs rest) "
+                        "| cifar100 (tasks of 10 classes)")
+    g.add_argument("--tasks", type=int, default=tasks, help="number of tasks in the stream")
+    g.add_argument("--seed", type=int, default=0)
+    t = p.add_argument_group("task networks")
+    t.add_argument("--epochs", type=int, default=15, help="epochs for networks trained from scratch")
+    t.add_argument("--lr", type=float, default=0.02)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--tune-epochs", type=int, default=10, help="epochs for networks fine-tuned from the source")
+    t.add_argument("--tune-lr", type=float, default=0.01)
+    t.add_argument("--tune-momentum", type=float, default=0.5)
+    t.add_argument("--anchor-lam", type=float, default=1e-3, help="λ of λ·MSE(θ*, θ) in fine-tuning (eq 2.5)")
+    t.add_argument("--anchor-reduction", choices=("mean", "sum"), default="mean",
+                   help="mean: the text's MSE; sum: the authors' code, Σ(θ − θ*)²")
+    t.add_argument("--init-source", default="first-batch-mean", choices=("first-batch-mean", "first-task", "none"),
+                   help="θ* for later networks: mean of the first buffer's networks (§2.4.2), the first task's "
+                        "network, or none (every network from its own random init)")
+    t.add_argument("--workers", type=int, default=0,
+                   help="train task networks as Ray tasks on this many CPUs (0: in this process)")
+    t.add_argument("--ray-address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS or local)")
+
+
+def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987,0.986", max_iters=3000) -> None:
+    g = p.add_argument_group("auto-encoder and store (Algorithm 1)")
+    g.add_argument("--latent", type=int, default=latent, help="s: latent floats per (sub-)network")
+    g.add_argument("--hidden", type=_ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
+    g.add_argument("--decoder-hidden", type=_ints, default=None,
+                   help="decoder hidden sizes between latent and output (default: --hidden mirrored), e.g. 32")
+    g.add_argument("--activation", default="elu", choices=("tanh", "sigmoid", "elu", "relu", "linear"))
+    g.add_argument("--buffer", type=int, default=buffer, help="m: networks waiting before the AE is retrained")
+    g.add_argument("--thresholds", type=_floats, default=_floats(thresholds),
+                   help="cosine threshold per consolidation; the last repeats")
+    g.add_argument("--stop", choices=("mean", "min"), default="mean", help="threshold on the mean or the worst cosine")
+    g.add_argument("--contractive", type=float, default=1e-4, help="λ of the Jacobian penalty (eq 2.3)")
+    g.add_argument("--ae-lr", type=float, default=3e-3, help="Adam learning rate of the AE")
+    g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
+    g.add_argument("--ae-input", type=int, default=None,
+                   help="AE input size n; larger networks are split into zero-padded n-long sub-vectors")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("selfnet", help="Self-Net: task networks compressed by one contractive auto-encoder",
+                       description="Self-Net (dissertation Chapter 2): every task gets its own network; "
+                                   "one contractive auto-encoder stores them all as s-float latents.")
+    s = p.add_subparsers(dest="selfnet_command", metavar="ACTION", required=True)
+
+    c = s.add_parser("continual", help="Self-Net against SGD, L2, Online L2, EWC, Online EWC, P&C (Fig 2.4/2.5)",
+                     description="Learn a task stream with Self-Net and with every baseline; after each stage "
+                                 "evaluate all tasks seen (Self-Net through its recollections).")
+    _common(c)
+    _ae(c)
+    c.add_argument("--baselines", default=DEFAULT_BASELINES, help="comma list, or 'none'")
+    c.add_argument("--baseline-lam", type=float, default=None, help="override every baseline's λ")
+    c.set_defaults(func=cmd_continual)
+
+    sc = s.add_parser("scaling", help="compression scaling on Split tasks (Fig 2.3)",
+                      description="Self-Net alone over many tasks: accuracy against compression factor k/s, "
+                                  "AE updates per consolidation, and an AE trained on all networks at once.")
+    _common(sc, tasks=50)
+    _ae(sc)
+    sc.set_defaults(func=cmd_scaling, baselines="none", baseline_lam=None)
+
+    r = s.add_parser("robustness", help="accuracy against cosine under Gaussian weight noise (Fig 2.2)",
+                     description="Add zero-mean Gaussian noise (σ relative to the weights' std) to trained task "
+                                 "networks; plot accuracy against cosine similarity to the originals.")
+    _common(r, tasks=3)
+    r.add_argument("--sigmas", type=_floats, default=_floats("0.01,0.02,0.04,0.06,0.08,0.1,0.15,0.2,0.3,0.5,0.8"))
+    r.add_argument("--draws", type=int, default=4, help="noise draws per σ per network")
+    r.add_argument("--threshold", type=float, default=0.997, help="cosine line to draw and summarise at")
+    r.set_defaults(func=cmd_robustness)
+
+    m = s.add_parser("multiarch", help="one AE for MNIST and CIFAR networks; sub-vectors vs whole (Fig 2.7)",
+                     description="Left: an AE over 3 sub-vectors of a 61,326-parameter CIFAR network against an AE "
+                                 "over the whole vector. Right: one AE holding MNIST and CIFAR networks together.")
+    _common(m, tasks=5)
+    _ae(m, latent=10, buffer=6, thresholds="0.997", max_iters=3000)
+    m.add_argument("--curve-iters", type=int, default=300, help="AE updates for the left panel's curves")
+    m.set_defaults(func=cmd_multiarch)
+
+
+def _setup(args):
+    import torch
+
+    from raycl.runio import RunDir
+
+    torch.set_num_threads(1 if args.workers == 0 else torch.get_num_threads())
+    if args.tasks < 1:
+        raise RayclError("--tasks must be at least 1")
+    return RunDir(args.out)
+
+
+def _train_cfgs(args):
+    from raycl.selfnet.train import TrainConfig
+
+    first = TrainConfig(args.epochs, 32, args.lr, args.momentum, args.anchor_lam, args.anchor_reduction)
+    tune = TrainConfig(args.tune_epochs, 32, args.tune_lr, args.tune_momentum, args.anchor_lam, args.anchor_reduction)
+    return first, tune
+
+
+def _trainer(args):
+    if args.workers > 0:
+        from raycl.selfnet.parallel import RayTrainer
+
+        return RayTrainer(args.ray_address, num_cpus=args.workers)
+    from raycl.selfnet.trainers import SerialTrainer
+
+    return SerialTrainer()
+
+
+def _stream(args, kind=None):
+    from raycl.selfnet.streams import STREAM_ARCH, load_pair, make_stream
+
+    kind = kind or args.stream
+    train, test = load_pair(args.data, args.data_root, args.download)
+    tasks = make_stream(kind, train, test, args.tasks, args.seed)
+    arch = STREAM_ARCH[kind]
+    # the MNIST network keeps its 10 outputs (21,840 parameters) for binary tasks too
+    num_outputs = 10 if arch == "mnist" else max(t.num_classes for t in tasks)
+    return tasks, arch, num_outputs
+
+
+def _snconfig(args):
+    from raycl.selfnet.experiments import SelfNetConfig
+
+    return SelfNetConfig(args.latent, tuple(args.hidden), args.activation, args.buffer, tuple(args.thresholds),
+                         args.contractive, args.ae_lr, args.max_iters, args.stop, args.ae_input, args.init_source,
+                         None if args.decoder_hidden is None else tuple(args.decoder_hidden))
+
+
+def _run_continual(args, scaling: bool) -> int:
+    from tqdm import tqdm
+
+    from raycl.selfnet.baselines import BASELINES
+    from raycl.selfnet.experiments import run_baseline, run_selfnet
+
+    run = _setup(args)
+    tasks, arch, num_outputs = _stream(args)
+    first, tune = _train_cfgs(args)
+    baselines = [] if args.baselines in ("none", "") else [b.strip() for b in args.baselines.split(",")]
+    for b in baselines:
+        if b not in BASELINES:
+            raise RayclError(f"unknown baseline '{b}'; choose from: {', '.join(BASELINES)}")
+    bar = tqdm(total=len(tasks) * (1 + len(baselines)), desc="stages", unit="task")
+
+    def on_stage(method, stage, rows):
+        cur = [r["accuracy"] for r in rows if r["stage"] == stage and r["method"] == method]
+        run.scalar(f"{method}/mean_accuracy", sum(cur) / len(cur), stage)
+        bar.set_postfix_str(f"{method} {sum(cur) / len(cur):.3f}")
+        bar.update(1)
+
+    def on_ae(it, cos):
+        if it % 25 == 0:
+            bar.set_postfix_str(f"AE update {it}, mean cosine {cos:.5f}")
+
+    trainer = _trainer(args)
+    try:
+        sn = run_selfnet(tasks, arch, num_outputs, _snconfig(args), first, tune, trainer, args.seed, on_stage,
+                         on_ae=on_ae)
+    finally:
+        trainer.close()
+    rows = list(sn["rows"])
+    finals = {}
+    for b in baselines:
+        res = run_baseline(b, tasks, arch, num_outputs, first, args.baseline_lam, args.seed, on_stage)
+        rows += res["rows"]
+        finals[b] = res["final"]
+    bar.close()
+    for f in sn["fits"]:
+        run.scalar("selfnet/ae_iterations", f["iterations"], f["stage"])
+        run.scalar("selfnet/ae_mean_cosine", f["mean_cosine"], f["stage"])
+    from raycl.runio import torch_save
+
+    torch_save(run.path / "store.pt", sn["store"].state_dict())
+    summary = {
+        "stream": args.stream, "data": args.data, "tasks": len(tasks), "arch": arch,
+        "task_network_params": sn["storage"]["independent_floats"] // len(tasks),
+        "latent": args.latent, "buffer": args.buffer, "thresholds": list(args.thresholds),
+        "selfnet": {"final_reconstructed_acc": sn["final_reconstructed"], "final_original_acc": sn["final_original"],
+                    "gap_points": 100 * (sn["final_original"] - sn["final_reconstructed"]),
+                    "final_mean_cosine": sn["final_mean_cosine"], "consolidations": sn["fits"],
+                    "storage": sn["storage"]},
+        "baselines_final_acc": finals,
+    }
+    if finals:
+        summary["selfnet_above_every_baseline"] = all(sn["final_reconstructed"] > v for v in finals.values())
+    summary["within_3_points"] = summary["selfnet"]["gap_points"] <= 3.0
+    title = f"{args.stream} on {args.data}: {len(tasks)} tasks, latent {args.latent}, buffer {args.buffer}"
+    from raycl.selfnet import plots
+
+    if scaling:
+        from raycl.selfnet.experiments import single_batch_accuracy
+
+        sb = single_batch_accuracy(sn["originals"], tasks, arch, num_outputs, _snconfig(args), args.seed)
+        summary["single_batch"] = sb
+        run.figure(plots.scaling(rows, sn["fits"], sb["reconstructed_acc"], title), "scaling.png")
+    run.figure(plots.continual(rows, title), "continual.png")
+    run.rows = rows
+    run.summary(summary)
+    run.close()
+    s = summary["selfnet"]
+    print(f"Self-Net: reconstructed {s['final_reconstructed_acc']:.4f} vs original {s['final_original_acc']:.4f} "
+          f"(gap {s['gap_points']:.2f} points), storage ratio {s['storage']['storage_ratio']:.2f}x")
+    for b, v in finals.items():
+        print(f"{b}: {v:.4f}")
+    print(f"wrote {run.path}")
+    return 0
+
+
+def cmd_continual(args) -> int:
+    return _run_continual(args, scaling=False)
+
+
+def cmd_scaling(args) -> int:
+    return _run_continual(args, scaling=True)
+
+
+def cmd_robustness(args) -> int:
+    from tqdm import tqdm
+
+    from raycl.selfnet.experiments import robustness
+    from raycl.selfnet.trainers import TNJob
+    from raycl.selfnet import plots
+
+    run = _setup(args)
+    tasks, arch, num_outputs = _stream(args)
+    first, _ = _train_cfgs(args)
+    trainer = _trainer(args)
+    try:
+        results = trainer(tasks, arch, num_outputs, [TNJob(i, first, args.seed + 1 + i) for i in range(len(tasks))])
+    finally:
+        trainer.close()
+    rows = []
+    for i in tqdm(range(len(tasks)), desc="noise", unit="net"):
+        for r in robustness([(tasks[i], *results[i])], arch, num_outputs, args.sigmas, args.draws, args.seed + i):
+            r["network"] = i
+            rows.append(r)
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df["drop"] = df.original_acc - df.accuracy
+    above = df[df.cosine >= args.threshold]
+    below = df[df.cosine < args.threshold]
+    summary = {"stream": args.stream, "data": args.data, "networks": len(tasks), "threshold": args.threshold,
+               "points": len(df), "points_above_threshold": len(above),
+               "max_drop_above_threshold_points": 100 * float(above["drop"].max()) if len(above) else None,
+               "mean_drop_above_threshold_points": 100 * float(above["drop"].mean()) if len(above) else None,
+               "mean_drop_below_threshold_points": 100 * float(below["drop"].mean()) if len(below) else None,
+               "by_sigma": df.groupby("sigma")[["cosine", "accuracy"]].mean().reset_index().to_dict("records")}
+    run.rows = rows
+    run.figure(plots.robustness(rows, args.threshold, f"{args.stream} on {args.data}: Gaussian noise on weights"),
+               "robustness.png")
+    run.summary(summary)
+    run.close()
+    print(f"cosine >= {args.threshold}: max accuracy drop {summary['max_drop_above_threshold_points']} points "
+          f"over {len(above)} noisy networks; below it: mean drop {summary['mean_drop_below_threshold_points']}")
+    print(f"wrote {run.path}")
+    return 0
+
+
+def cmd_multiarch(args) -> int:
+    import torch
+
+    from raycl.selfnet import plots
+    from raycl.selfnet.ae import ContractiveAE
+    from raycl.selfnet.experiments import curve, multi_arch
+    from raycl.selfnet.store import NetMeta
+    from raycl.selfnet.trainers import TNJob
+
+    run = _setup(args)
+    first, _ = _train_cfgs(args)
+    trainer = _trainer(args)
+    try:
+        mtasks, march, mout = _stream(args, "split")
+        ctasks, carch, cout = _stream(args, "cifar10")
+        mres = trainer(mtasks, march, mout, [TNJob(i, first, args.seed + 1 + i) for i in range(len(mtasks))])
+        cres = trainer(ctasks, carch, cout, [TNJob(0, first, args.seed + 100)])
+    finally:
+        trainer.close()
+    cifar = cres[0][0]
+    n = args.ae_input or 20442
+    # left: 3 sub-vectors of 20,442 against the whole 61,326-vector, same latent and updates
+    torch.manual_seed(args.seed)
+    split_ae = ContractiveAE(n, args.latent, tuple(args.hidden), args.activation)
+    whole_ae = ContractiveAE(cifar.numel(), args.latent, tuple(args.hidden), args.activation)
+    h_split, t_split = curve(split_ae, [cifar], args.curve_iters, args.ae_lr, args.contractive)
+    h_whole, t_whole = curve(whole_ae, [cifar], args.curve_iters, args.ae_lr, args.contractive)
+    # right: one AE, MNIST and CIFAR networks together
+    vectors = [f for f, _ in mres] + [cifar]
+    metas = [NetMeta(march, mout, f.numel()) for f, _ in mres] + [NetMeta(carch, cout, cifar.numel())]
+    res = multi_arch(vectors, metas, list(mtasks) + [ctasks[0]], n, args.latent, args.thresholds[0], args.ae_lr,
+                     args.contractive, args.max_iters, args.activation, args.seed)
+    curves = {f"{n:,}-input AE, 3 sub-vectors": h_split, f"{cifar.numel():,}-input AE, whole network": h_whole}
+    run.rows = res["rows"]
+    run.figure(plots.multi_arch(curves, res["rows"], "one AE, several architectures"), "multiarch.png")
+    fit = res["fit"]
+    summary = {"curves": {k: {"final_cosine": v[-1], "updates": len(v) - 1} for k, v in curves.items()},
+               "curve_seconds": {"split": t_split, "whole": t_whole},
+               "ae_params": {"split": split_ae.num_params(), "whole": whole_ae.num_params()},
+               "shared_ae": {"reached": fit.reached, "iterations": fit.iterations, "threshold": fit.threshold,
+                             "networks": res["rows"], "storage": res["storage"]}}
+    for name, h in curves.items():
+        for i, v in enumerate(h):
+            run.scalar(f"curve/{'split' if 'sub' in name else 'whole'}", v, i)
+    run.summary(summary)
+    run.close()
+    for r in res["rows"]:
+        print(f"{r['arch']:>5} {r['params']:>6} params, {r['sub_vectors']} sub-vectors: original "
+              f"{r['original_acc']:.3f} recollection {r['reconstructed_acc']:.3f} cosine {r['cosine']:.4f}")
+    print(f"wrote {run.path}")
+    return 0

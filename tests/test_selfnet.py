@@ -1,0 +1,228 @@
+import json
+
+import pytest
+import torch
+
+from raycl import RayclError
+from raycl.selfnet.ae import ACTIVATIONS, ContractiveAE, cosine
+from raycl.selfnet.flat import flatten, join, load_flat, num_params, pad_mask, split_pad
+from raycl.selfnet.store import NetMeta, SelfNet, fit_ae
+from raycl.selfnet.tasknets import make_tasknet
+
+
+def test_task_network_parameter_counts():
+    assert num_params(make_tasknet("mnist", 10)) == 21_840
+    cifar = make_tasknet("cifar", 2)
+    assert num_params(cifar) == 61_326 == 3 * 20_442
+    assert split_pad(flatten(cifar), 20_442).shape == (3, 20_442)  # exactly three sub-vectors, no padding
+    for arch, shape in (("mnist", (1, 28, 28)), ("cifar", (3, 32, 32))):
+        assert make_tasknet(arch, 10)(torch.zeros(4, *shape)).shape == (4, 10)
+
+
+@pytest.mark.parametrize("length,n", [(61_326, 20_442), (21_840, 20_442), (21_840, 21_840), (845_493, 76_863),
+                                      (7, 3), (3, 7)])
+def test_split_pad_join_round_trip_is_exact(length, n):
+    v = torch.randn(length)
+    chunks = split_pad(v, n)
+    assert chunks.shape == (-(-length // n), n)
+    assert torch.equal(join(chunks, length), v)
+    mask = pad_mask(length, n)
+    assert int(mask.sum()) == length and torch.all(chunks[~mask] == 0)
+
+
+def test_flatten_and_load_round_trip():
+    a, b = make_tasknet("cifar", 2, seed=1), make_tasknet("cifar", 2, seed=2)
+    load_flat(b, flatten(a))
+    assert torch.equal(flatten(a), flatten(b))
+    x = torch.rand(3, 3, 32, 32)
+    assert torch.equal(a(x), b(x))
+    with pytest.raises(ValueError):
+        load_flat(b, torch.zeros(10))
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("hidden", [(), (6,)])
+def test_contractive_penalty_matches_autograd_jacobian(activation, hidden):
+    torch.manual_seed(0)
+    ae = ContractiveAE(17, 3, hidden, activation).double()
+    x = torch.randn(4, 17, dtype=torch.double)
+    _, pre = ae.encode_pre(x)
+    ours = ae.jacobian_sq_norm(pre)
+    ref = torch.stack([torch.autograd.functional.jacobian(ae.encode, x[i:i + 1]).pow(2).sum() for i in range(4)])
+    torch.testing.assert_close(ours, ref)
+
+
+def test_tanh_penalty_is_not_the_sigmoid_derivative():
+    # the authors' code used h(1-h) under tanh; the two differ, and ours matches autograd (above)
+    torch.manual_seed(0)
+    ae = ContractiveAE(9, 2, (), "tanh").double()
+    x = torch.randn(3, 9, dtype=torch.double)
+    h, pre = ae.encode_pre(x)
+    wrong = ((h * (1 - h)) ** 2) @ (ae.enc[0].weight ** 2).sum(1)
+    assert not torch.allclose(ae.jacobian_sq_norm(pre), wrong)
+
+
+def _nets(k, length=300, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(length, generator=g)
+    return [base + 0.3 * torch.randn(length, generator=g) for _ in range(k)]
+
+
+def test_ae_training_stops_at_the_threshold():
+    torch.manual_seed(0)
+    ae = ContractiveAE(300, 4, (), "elu")
+    res = fit_ae(ae, _nets(4), threshold=0.99, lr=3e-3, max_iters=3000)
+    assert res.reached and res.history[-1] >= 0.99
+    assert all(h < 0.99 for h in res.history[:-1])  # stopped the first time it got there
+    assert res.iterations == len(res.history) - 1
+    assert sum(res.cosines) / len(res.cosines) == pytest.approx(res.history[-1], abs=1e-6)
+    capped = fit_ae(ContractiveAE(300, 4, (), "elu"), _nets(4), threshold=1.5, max_iters=7)
+    assert not capped.reached and capped.iterations == 7 and len(capped.history) == 8
+
+
+def test_store_keeps_only_s_floats_per_task_and_recollects():
+    torch.manual_seed(0)
+    s, n = 3, 100
+    sn = SelfNet(n, s, (), "elu", buffer_size=2, thresholds=(0.95,), lr=3e-3, max_iters=2000)
+    nets = _nets(4, 250) + [torch.randn(60)]  # 250 -> 3 sub-vectors; 60 -> 1 (padded)
+    for i, v in enumerate(nets):
+        sn.add(f"t{i}", v, NetMeta("flat", 0, v.numel()))
+    assert len(sn.buffer) == 1  # the fifth waits in the buffer
+    sn.consolidate()
+    assert not sn.buffer
+    for i, v in enumerate(nets):
+        assert sn.latents[f"t{i}"].shape == (-(-v.numel() // n), s)
+        assert sn.recollect(f"t{i}").shape == v.shape
+    state = sn.state_dict()
+    floats = sum(t.numel() for t in state["ae_state"].values()) + sum(t.numel() for t in state["latents"].values())
+    assert floats == sn.ae.num_params() + (4 * 3 + 1) * s
+    per_task_tensors = {k: v for k, v in state.items() if k not in ("ae_state", "latents")}
+    assert not any(isinstance(x, torch.Tensor) for x in json.loads(json.dumps(per_task_tensors, default=str)))
+    st = sn.storage()
+    assert st["latent_floats"] == 13 * s and st["buffer_floats"] == 0
+    assert st["independent_floats"] == 4 * 250 + 60
+    back = SelfNet.from_state(state)
+    assert torch.equal(back.recollect("t2"), sn.recollect("t2"))
+    assert min(cosine(sn.recollect(f"t{i}"), v) for i, v in enumerate(nets[:4])) > 0.8
+
+
+def test_store_errors_are_user_facing(tmp_path):
+    from raycl.runio import torch_load
+
+    sn = SelfNet(10, 2)
+    with pytest.raises(RayclError):
+        sn.recollect("missing")
+    bad = tmp_path / "store.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(RayclError):
+        torch_load(bad)
+    with pytest.raises(RayclError):
+        SelfNet.from_state({"latents": {}})
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from raycl.selfnet.streams import load_pair
+
+    return load_pair("digits")
+
+
+def test_streams_on_digits(digits):
+    from raycl.selfnet.streams import make_stream
+
+    train, test = digits
+    split = make_stream("split", train, test, 3, seed=0)
+    for t in split:
+        assert t.num_classes == 2 and t.train_x.shape[1:] == (1, 28, 28)
+        assert 0.35 < float(t.train_y.float().mean()) < 0.45  # ~40% positives
+        assert len(t.info["neg"]) == 4 and t.info["pos"][0] not in t.info["neg"]
+    perm = make_stream("permuted", train, test, 2, seed=0)
+    assert perm[0].info["identity"] and perm[0].num_classes == 10
+    assert not torch.equal(perm[0].train_x, perm[1].train_x)
+    assert torch.equal(perm[0].train_x.flatten(1).sort(1).values, perm[1].train_x.flatten(1).sort(1).values)
+    c10 = make_stream("cifar10", train, test, 2)
+    assert c10[0].train_x.shape[1:] == (3, 32, 32) and c10[1].info["pos"] == [1]
+    c100 = make_stream("cifar100", train, test, 2)
+    assert c100[0].num_classes == 10 and not c100[0].info["disjoint"]
+    pairs = make_stream("pairs", train, test, 2)
+    assert pairs[1].name.startswith("pair1:2/3")
+    with pytest.raises(RayclError):
+        make_stream("rotated", train, test, 2)
+
+
+def test_task_network_learns_and_baseline_regularizers(digits):
+    from raycl.selfnet.baselines import Quadratic, fisher_diagonal, make_learner, make_regularizer
+    from raycl.selfnet.streams import make_stream
+    from raycl.selfnet.train import TrainConfig, accuracy, train_task_network
+
+    torch.set_num_threads(1)
+    tasks = make_stream("pairs", *digits, 2, seed=0)
+    cfg = TrainConfig(epochs=3, lr=0.02, momentum=0.9)
+    net0 = make_tasknet("mnist", 10, seed=0)
+    before = accuracy(net0, tasks[0])
+    flat, acc = train_task_network(tasks[0], "mnist", 10, cfg, seed=0)
+    assert acc > max(before, 0.9)
+    # fine-tuning from a source stays nearer to it with a stronger anchor
+    far, _ = train_task_network(tasks[1], "mnist", 10, TrainConfig(2, 32, 0.02, 0.9, 0.0), init=flat, source=flat)
+    near, _ = train_task_network(tasks[1], "mnist", 10, TrainConfig(2, 32, 0.02, 0.9, 50.0), init=flat, source=flat)
+    assert (near - flat).norm() < (far - flat).norm()
+
+    net = load_flat(make_tasknet("mnist", 10), flat)
+    f = fisher_diagonal(net, tasks[0], samples=16)
+    assert [x.shape for x in f] == [p.shape for p in net.parameters()] and all((x >= 0).all() for x in f)
+    l2, ol2, oewc = make_regularizer("l2"), make_regularizer("online_l2"), make_regularizer("online_ewc")
+    assert isinstance(l2, Quadratic) and make_regularizer("sgd").penalty(net) is None
+    for t in tasks:
+        for r in (l2, ol2, oewc):
+            r.after_task(net, t)
+    assert len(l2.terms) == 2 and len(ol2.terms) == 1 and len(oewc.terms) == 1
+    assert float(l2.penalty(net)) == 0.0  # at the anchor
+    with pytest.raises(RayclError):
+        make_regularizer("si")
+    pc = make_learner("pc", "mnist", 10, TrainConfig(epochs=4, lr=0.02, momentum=0.9))
+    pc.learn(tasks[0], 0)
+    assert pc.accuracy(tasks[0]) > 0.8  # the knowledge base distilled the active column
+
+
+def test_cli_continual_writes_table_summary_and_figure(tmp_path):
+    import pandas as pd
+
+    from raycl.cli import main
+
+    out = tmp_path / "run"
+    rc = main(["selfnet", "continual", "--tasks", "2", "--buffer", "2", "--epochs", "1", "--tune-epochs", "1",
+               "--max-iters", "50", "--baselines", "sgd,ewc", "--out", str(out)])
+    assert rc == 0
+    df = pd.read_parquet(out / "metrics.parquet")
+    for col in ("method", "task", "stage", "original_acc", "reconstructed_acc", "cosine", "compression_factor",
+                "storage_ratio"):
+        assert col in df.columns
+    assert set(df.method) == {"selfnet", "sgd", "ewc"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task_network_params"] == 21_840
+    assert set(summary["baselines_final_acc"]) == {"sgd", "ewc"}
+    assert (out / "continual.png").stat().st_size > 0 and (out / "store.pt").exists()
+    assert main(["selfnet", "continual", "--tasks", "0", "--out", str(out)]) == 2
+
+
+@pytest.mark.slow
+def test_ray_trainer_matches_serial(digits):
+    import ray
+
+    from raycl.selfnet.parallel import RayTrainer
+    from raycl.selfnet.streams import make_stream
+    from raycl.selfnet.train import TrainConfig
+    from raycl.selfnet.trainers import SerialTrainer, TNJob
+
+    tasks = make_stream("pairs", *digits, 2, seed=0)
+    jobs = [TNJob(i, TrainConfig(epochs=1), seed=i) for i in range(2)]
+    torch.set_num_threads(1)
+    serial = SerialTrainer()(tasks, "mnist", 10, jobs)
+    trainer = RayTrainer(num_cpus=2)
+    try:
+        parallel = trainer(tasks, "mnist", 10, jobs)
+    finally:
+        trainer.close()
+        ray.shutdown()
+    for (a, acc_a), (b, acc_b) in zip(serial, parallel):
+        assert torch.equal(a, b) and acc_a == acc_b
