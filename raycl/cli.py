@@ -11,6 +11,7 @@ from raycl import RayclError, __version__
 # Each module defines `register(subparsers)`; a new family adds its module here.
 COMMAND_MODULES = [
     "raycl.data.cli",
+    "raycl.active.cli",
 ]
 
 
