@@ -47,7 +47,7 @@ def test_weibull_cdf_matches_scipy():
     q = z[:20] + 0.5
     pred = y[:20]
     p = model.outlier_probability(q, pred).double()
-    d = W.cosine_distance(q.double(), model.means[pred]).numpy()
+    d = W.distance(q.float(), model.means[pred].float()).double().numpy()
     for i in range(20):
         c = int(pred[i])
         ref = weibull_min.cdf(d[i] + W.SHIFT - float(model.small[c]), float(model.shape[c]), 0, float(model.scale[c]))
@@ -237,3 +237,25 @@ def test_ray_run_and_learning_improves(tmp_path):
     df = read_parquet(out / "metrics.parquet")
     by_stage = df.groupby("stage")["accuracy"].mean()
     assert by_stage.iloc[-1] > by_stage.iloc[0] + 0.03
+
+
+def test_active_help_explains(capsys):
+    from raycl.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["active", "run", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "out-of-distribution" in out and "--strategies" in out
+
+
+def test_sampling_time_prints_one_json_line(tmp_path, capsys):
+    from raycl.cli import main
+
+    assert main(["active", "sampling-time", "--pool", "200", "--labeled", "40", "--budget", "10", "--size", "8",
+                 "--repeats", "1", "--strategies", "random", "uncertainty", "weibull", "--out", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(line)
+    assert set(result["strategies"]) == {"random", "uncertainty", "weibull"}
+    assert result["weibull_over_uncertainty"] > 0
+    assert (tmp_path / "sampling_time.parquet").exists()

@@ -104,6 +104,9 @@ def build(
             coarse_names=train.coarse_names,
         )
         flags = np.concatenate([flags, np.ones(want, dtype=bool)])
+        # shuffle, so that pool order says nothing about which images are out of distribution
+        order = rng.permutation(len(pool))
+        pool, flags = pool.subset(order), flags[order]
     return ActiveData(pool=pool, ood=flags, val=val, test=test)
 
 

@@ -90,29 +90,41 @@ class Weibull(Strategy):
 
     name = "weibull"
 
-    def __init__(self, threshold: float | None = None, order: str = "highest", tail: float = 0.05, min_tail: int = 5):
+    def __init__(self, threshold: float | None = None, order: str = "highest", tail: float = 0.05, min_tail: int = 5,
+                 distance: str = "cosine"):
         if order not in ("highest", "lowest"):
             raise RayclError(f"weibull order must be highest or lowest, got {order}")
+        if distance not in ("cosine", "euclidean"):
+            raise RayclError(f"weibull distance must be cosine or euclidean, got {distance}")
         self.threshold = None if threshold in (None, "none") else float(threshold)
-        self.order, self.tail, self.min_tail = order, tail, min_tail
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise RayclError(f"weibull threshold must be in (0, 1), got {self.threshold}")
+        self.order, self.tail, self.min_tail, self.distance = order, tail, min_tail, distance
 
-    def outlier_probability(self, ctx) -> torch.Tensor:
+    def model(self, ctx):
+        """Fit on L, score U: one forward pass over L ∪ U gives probabilities and latents of both."""
         n_l = len(ctx.labeled)
-        # one forward pass over L ∪ U gives the probabilities and the latents of both
         probs, latents = ctx.predict(np.concatenate([ctx.labeled, ctx.unlabeled]))
         pred = probs.argmax(1)
-        model = W.fit(latents[:n_l], torch.as_tensor(ctx.labels), pred[:n_l], ctx.num_classes, self.tail, self.min_tail)
-        return model.outlier_probability(latents[n_l:], pred[n_l:])
+        model = W.fit(latents[:n_l], torch.as_tensor(ctx.labels), pred[:n_l], ctx.num_classes, self.tail,
+                      self.min_tail, self.distance)
+        return model, latents[n_l:], pred[n_l:]
+
+    def outlier_probability(self, ctx) -> torch.Tensor:
+        model, z, pred = self.model(ctx)
+        return model.outlier_probability(z, pred)
 
     def rank(self, ctx, b, rng):
-        p = self.outlier_probability(ctx).numpy().astype(np.float64)
-        score = p if self.order == "highest" else -p
+        model, z, pred = self.model(ctx)
+        s = model.log_hazard(z, pred).numpy()  # ranks as the outlier probability, without saturating at 1
+        score = s if self.order == "highest" else -s
         if self.threshold is None:
             return top(score, b)
-        known = p <= self.threshold
+        known = s <= np.log(-np.log1p(-self.threshold))  # outlier probability <= threshold
         ctx.info["rejected"] = int((~known).sum())
         # known samples first (ranked by score), then the least outlying of the rejected
-        return top(np.where(known, score + 10.0, -p - 10.0), b)
+        order = np.lexsort((np.where(known, -score, s), ~known))
+        return order[:b]
 
 
 class CoreSet(Strategy):

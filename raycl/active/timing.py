@@ -53,15 +53,16 @@ def sampling_time(pool: int = 20000, labeled: int = 200, budget: int = 100, size
     model = train_fresh(seed)
     ctx_args = dict(model=model, images=images, labeled=lab, labels=labels[torch.as_tensor(lab)].numpy(),
                     unlabeled=unl, num_classes=10, device=dev, train_fresh=train_fresh)
-    out = {}
+    strats = {spec: make_strategy(spec) for spec in strategies}
+    times: dict[str, list[float]] = {spec: [] for spec in strategies}
+    rounds = range(repeats + 1)
     if progress:
         from tqdm import tqdm
 
-        strategies = tqdm(strategies, desc="timing strategies", unit="strategy")
-    for spec in strategies:
-        strat = make_strategy(spec)
-        times = []
-        for r in range(repeats + 1):  # the first call warms up (allocator, lazy imports); not counted
+        rounds = tqdm(rounds, desc="timing rounds (first is warm-up)", unit="round")
+    # rounds interleave the strategies so a change in machine load hits them all alike
+    for r in rounds:
+        for spec, strat in strats.items():
             ctx = QueryContext(**ctx_args)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -69,15 +70,18 @@ def sampling_time(pool: int = 20000, labeled: int = 200, budget: int = 100, size
             picked = strat.select(ctx, budget, np.random.default_rng([seed, r]))
             if dev.type == "cuda":
                 torch.cuda.synchronize()
-            if r:
-                times.append(time.perf_counter() - t0)
+            if r:  # round 0 warms up (allocator, lazy imports) and is not counted
+                times[spec].append(time.perf_counter() - t0)
             assert len(set(picked.tolist())) == budget
-        out[spec] = {"seconds": statistics.median(times), "min_seconds": min(times),
-                     "per_sample_ms": 1000 * statistics.median(times) / budget}
+    out = {spec: {"seconds": statistics.median(t), "min_seconds": min(t), "per_sample_ms": 1000 * statistics.median(t) / budget}
+           for spec, t in times.items()}
     result = {"pool": pool, "labeled": labeled, "budget": budget, "image_size": size, "repeats": repeats,
               "device": str(dev), "torch_threads": torch.get_num_threads(), "strategies": out}
     if "weibull" in out and "uncertainty" in out:
         result["weibull_over_uncertainty"] = out["weibull"]["seconds"] / out["uncertainty"]["seconds"]
+        # the same ratio within each round, then the median: robust to load that drifts between rounds
+        result["weibull_over_uncertainty_paired"] = statistics.median(
+            w / u for w, u in zip(times["weibull"], times["uncertainty"]))
     return result
 
 

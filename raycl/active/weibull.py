@@ -20,32 +20,39 @@ import torch.nn.functional as F
 SHIFT = 10000.0  # libMR's translate_amount
 
 
-def cosine_distance(z: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-    """1 - cos(z_i, means_i), row by row."""
-    return 1 - F.cosine_similarity(z, means, dim=1, eps=1e-8)
-
-
 @dataclass
 class WeibullModel:
     means: torch.Tensor  # (C, D) class mean latents
     shape: torch.Tensor  # (C,) Weibull shape k (nan: class had no correct sample)
     scale: torch.Tensor  # (C,) Weibull scale λ
     small: torch.Tensor  # (C,) the tail's smallest distance (the shift is SHIFT - small)
+    metric: str = "cosine"
+
+    def log_hazard(self, latents: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+        """s = k (log x - log λ), so that the outlier probability is 1 - exp(-e^s). Ranks like the
+        probability but never saturates (the probability is exactly 1 for many far samples).
+        A class without a model gives +inf (nothing known about it)."""
+        c = predicted.to(self.means.device)
+        d = distance(latents.to(self.means.device, torch.float32), self.means.float()[c], self.metric)
+        x = (d.double() + SHIFT - self.small[c]).clamp(min=1e-300)  # float64: the shift leaves little room
+        s = self.shape[c] * (torch.log(x) - torch.log(self.scale[c]))
+        return torch.where(torch.isnan(s), torch.full_like(s, float("inf")), s)
 
     def outlier_probability(self, latents: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
-        """CDF of the predicted class's Weibull at the sample's distance; one vectorized pass.
-        A class without a model gives 1 (nothing known about it)."""
-        latents = latents.to(self.means.device, torch.float64)
-        c = predicted.to(self.means.device)
-        d = cosine_distance(latents, self.means[c])
-        x = (d + SHIFT - self.small[c]).clamp(min=0)
-        # 1 - exp(-(x/λ)^k) computed in log space: k is large (~1e5) because of the shift
-        p = -torch.expm1(-torch.exp(self.shape[c] * (torch.log(x) - torch.log(self.scale[c]))))
-        return torch.where(torch.isnan(p), torch.ones_like(p), p).float()
+        """CDF of the predicted class's Weibull at the sample's distance; one vectorized pass."""
+        return (-torch.expm1(-torch.exp(self.log_hazard(latents, predicted)))).float()
+
+
+def distance(z: torch.Tensor, means: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
+    if metric == "cosine":
+        return 1 - (F.normalize(z, dim=1, eps=1e-8) * F.normalize(means, dim=1, eps=1e-8)).sum(1)
+    if metric == "euclidean":
+        return (z - means).norm(dim=1)
+    raise ValueError(f"distance must be cosine or euclidean, got {metric}")
 
 
 def fit(latents: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor, num_classes: int,
-        tail: float = 0.05, min_tail: int = 5) -> WeibullModel:
+        tail: float = 0.05, min_tail: int = 5, metric: str = "cosine") -> WeibullModel:
     """Fit one Weibull per class on the correctly classified (latent, label) pairs.
     The tail is the largest max(ceil(tail * n), min_tail) distances (all of them if fewer)."""
     from scipy.stats import weibull_min
@@ -61,13 +68,18 @@ def fit(latents: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor, nu
         if len(z) == 0:
             continue
         means[c] = z.mean(0)
-        d = np.sort(cosine_distance(z, means[c].expand_as(z)).numpy())
+        d = np.sort(distance(z, means[c].expand_as(z), metric).numpy())
         k = min(len(d), max(math.ceil(tail * len(d)), min_tail))
         t = d[-k:]
         small[c] = t[0]
         if np.ptp(t) <= 1e-12:  # one point or identical distances: a step at that distance
             shape[c], scale[c] = 1e6, SHIFT + 1e-9
             continue
-        kc, _, lam = weibull_min.fit(t + SHIFT - t[0], floc=0)
+        x = t + SHIFT - t[0]
+        # start the optimizer at the Gumbel moment estimate of log x: same optimum, half the time
+        lx = np.log(x)
+        c0 = np.pi / (np.sqrt(6) * lx.std())
+        with np.errstate(over="ignore"):
+            kc, _, lam = weibull_min.fit(x, c0, floc=0, scale=np.exp(lx.mean() + np.euler_gamma / c0))
         shape[c], scale[c] = kc, lam
-    return WeibullModel(means, shape, scale, small)
+    return WeibullModel(means, shape, scale, small, metric)
