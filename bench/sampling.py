@@ -1,7 +1,7 @@
 """Sampling-time table (dissertation Table 3.1): selection seconds per query strategy on the
 same unlabeled pool and the same trained model. Prints one JSON line.
 
-    PYTHONPATH=. python bench/sampling.py                 # 20,000-image 28x28 pool, LeNet M2
+    PYTHONPATH=. python bench/sampling.py                 # 10,000-image 28x28 pool, LeNet M2
     PYTHONPATH=. python bench/sampling.py --strategies random uncertainty weibull
 
 `weibull_over_uncertainty` is the ratio the dissertation reports as 20.41 / 10.89 = 1.9."""

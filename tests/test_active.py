@@ -259,3 +259,14 @@ def test_sampling_time_prints_one_json_line(tmp_path, capsys):
     assert set(result["strategies"]) == {"random", "uncertainty", "weibull"}
     assert result["weibull_over_uncertainty"] > 0
     assert (tmp_path / "sampling_time.parquet").exists()
+
+
+@pytest.mark.slow
+def test_weibull_with_rejection_queries_fewer_ood_than_random(tmp_path):
+    from raycl.cli import main
+
+    out = tmp_path / "ood"
+    assert main(["active", "run", "--seeds", "3", "--num-cpus", "2", "--strategies", "random", "weibull:threshold=0.25",
+                 "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())["strategies"]
+    assert s["weibull:threshold=0.25"]["ood_queries"]["mean"] < s["random"]["ood_queries"]["mean"]

@@ -12,7 +12,7 @@ SCENARIOS = {
     "noisy": (0.0, 0, 0.2),
 }
 DEFAULT_STRATEGIES = {
-    "ood": ["random", "uncertainty", "weibull:threshold=0.1", "weibull"],
+    "ood": ["random", "uncertainty", "weibull:threshold=0.25", "weibull"],
     "standard": ["random", "uncertainty", "weibull"],
 }
 # digits have no superclasses; for the noisy oracle these groups of look-alike digits stand in
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ood: 20%% out-of-distribution pool; standard; biased: 3 classes missing from L0; "
                         "noisy: 20%% of oracle labels flipped within a superclass")
     r.add_argument("--strategies", nargs="+", default=None,
-                   help="strategy specs (default: random uncertainty weibull:threshold=0.1 weibull for ood, "
+                   help="strategy specs (default: random uncertainty weibull:threshold=0.25 weibull for ood, "
                         "random uncertainty weibull otherwise)")
     r.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
     r.add_argument("--first-seed", type=int, default=0)
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--download", action="store_true", help="let torchvision download real datasets")
     a = r.add_argument_group("active learning")
     a.add_argument("--initial", type=int, default=50, help="size of the initial labeled pool L0")
-    a.add_argument("--budget", type=int, default=100, help="b: queries per stage")
+    a.add_argument("--budget", type=int, default=50, help="b: queries per stage")
     a.add_argument("--target", type=float, default=0.4, help="label budget: fraction of the in-distribution pool")
     a.add_argument("--stages", type=int, default=None, help="number of query stages (default: from --target)")
     a.add_argument("--warm-start", action="store_true", help="keep training last stage's model (default: fresh model)")
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--projector", type=int, default=256, help="dalbt: projector width")
     t = r.add_argument_group("training (per stage)")
     t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--min-steps", type=int, default=250, help="at least this many updates per stage (tiny pools)")
+    t.add_argument("--min-steps", type=int, default=150, help="at least this many updates per stage (tiny pools)")
     t.add_argument("--batch-size", type=int, default=None, help="default 128 (vnn), 64 (dalbt)")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weight-decay", type=float, default=1e-5)
@@ -100,11 +100,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_timing_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--pool", type=int, default=20000, help="unlabeled pool size")
-    s.add_argument("--labeled", type=int, default=200, help="labeled pool size")
+    s.add_argument("--pool", type=int, default=10000, help="unlabeled pool size")
+    s.add_argument("--labeled", type=int, default=100, help="labeled pool size")
     s.add_argument("--budget", type=int, default=100, help="b: samples selected")
     s.add_argument("--size", type=int, default=28, help="image size (28: LeNet encoder; 8: small; 32: VGG16)")
-    s.add_argument("--repeats", type=int, default=3, help="timed repeats per strategy (median reported)")
+    s.add_argument("--repeats", type=int, default=2, help="timed repeats per strategy (median reported)")
     s.add_argument("--strategies", nargs="+", default=None, help="strategy specs (default: all ten)")
     s.add_argument("--device", default=None)
     s.add_argument("--seed", type=int, default=0)

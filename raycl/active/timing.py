@@ -32,7 +32,7 @@ def timing_pool(n: int, size: int, seed: int):
     return images, base.labels.repeat(reps)[:n]
 
 
-def sampling_time(pool: int = 20000, labeled: int = 200, budget: int = 100, size: int = 28, repeats: int = 3,
+def sampling_time(pool: int = 10000, labeled: int = 100, budget: int = 100, size: int = 28, repeats: int = 2,
                   strategies: list[str] | None = None, device: str | None = None, seed: int = 0,
                   train_steps: int = 150, progress: bool = False) -> dict:
     strategies = strategies or ALL
