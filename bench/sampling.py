@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     add_timing_args(p)
     a = p.parse_args(argv)
     result = sampling_time(pool=a.pool, labeled=a.labeled, budget=a.budget, size=a.size, repeats=a.repeats,
-                           strategies=a.strategies, device=a.device, seed=a.seed)
+                           strategies=a.strategies, device=a.device, seed=a.seed, train_steps=a.train_steps)
     print(json.dumps(result))
     return 0
 

@@ -253,7 +253,8 @@ def test_sampling_time_prints_one_json_line(tmp_path, capsys):
     from raycl.cli import main
 
     assert main(["active", "sampling-time", "--pool", "200", "--labeled", "40", "--budget", "10", "--size", "8",
-                 "--repeats", "1", "--strategies", "random", "uncertainty", "weibull", "--out", str(tmp_path)]) == 0
+                 "--repeats", "1", "--train-steps", "5", "--strategies", "random", "uncertainty", "weibull",
+                 "--out", str(tmp_path)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     result = json.loads(line)
     assert set(result["strategies"]) == {"random", "uncertainty", "weibull"}

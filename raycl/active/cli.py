@@ -106,6 +106,7 @@ def add_timing_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--size", type=int, default=28, help="image size (28: LeNet encoder; 8: small; 32: VGG16)")
     s.add_argument("--repeats", type=int, default=2, help="timed repeats per strategy (median reported)")
     s.add_argument("--strategies", nargs="+", default=None, help="strategy specs (default: all ten)")
+    s.add_argument("--train-steps", type=int, default=150, help="updates that train the timed model first")
     s.add_argument("--device", default=None)
     s.add_argument("--seed", type=int, default=0)
 
@@ -170,7 +171,7 @@ def cmd_sampling_time(args) -> int:
 
     result = sampling_time(pool=args.pool, labeled=args.labeled, budget=args.budget, size=args.size,
                            repeats=args.repeats, strategies=args.strategies, device=args.device, seed=args.seed,
-                           progress=True)
+                           train_steps=args.train_steps, progress=True)
     write_json(f"{args.out}/sampling_time.json", result)
     write_parquet(f"{args.out}/sampling_time.parquet",
                   [{"strategy": k, **v} for k, v in result["strategies"].items()])
