@@ -18,7 +18,7 @@ from raycl.active.strategies import STRATEGIES, QueryContext, make_strategy
 from raycl.active.train import TrainConfig, fit, pick_device, seeded_generator
 from raycl.data import load, to_common
 
-ALL = ["random", "uncertainty", "weibull", "weibull:threshold=0.5", "coreset", "mc-dropout", "dbal",
+ALL = ["random", "uncertainty", "weibull", "weibull:threshold=0.25", "coreset", "mc-dropout", "dbal",
        "ensemble", "vaal", "batchbald", "waal"]
 
 
