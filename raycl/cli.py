@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "raycl.sweeps.cli",
     "raycl.selfnet.cli",
     "raycl.atari.cli",
+    "raycl.active.cli",
 ]
 
 

@@ -1,0 +1,14 @@
+"""DAL-OSR with out-of-distribution images in the pool, as a Ray job:
+
+    ray job submit --working-dir . -- python jobs/active_ood.py --out runs/al_ood
+    ray job submit --working-dir . -- python jobs/active_ood.py --out runs/c10_svhn \
+        --dataset cifar10 --ood svhn --data-root /data --initial 5000 --budget 2500 --epochs 150
+
+Any `raycl active run` option may follow; the defaults are the offline digits + shapes pool."""
+
+import sys
+
+from raycl.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["active", "run", "--scenario", "ood", *sys.argv[1:]]))

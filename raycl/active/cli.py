@@ -1,0 +1,179 @@
+"""`raycl active run` (strategies x seeds on one scenario) and `raycl active sampling-time`."""
+
+from __future__ import annotations
+
+import argparse
+
+SCENARIOS = {
+    # name: (OOD fraction, classes removed from L0, oracle noise)
+    "ood": (0.2, 0, 0.0),
+    "standard": (0.0, 0, 0.0),
+    "biased": (0.0, 3, 0.0),
+    "noisy": (0.0, 0, 0.2),
+}
+DEFAULT_STRATEGIES = {
+    "ood": ["random", "uncertainty", "weibull:threshold=0.25", "weibull"],
+    "standard": ["random", "uncertainty", "weibull"],
+}
+# digits have no superclasses; for the noisy oracle these groups of look-alike digits stand in
+DIGIT_SUPERCLASSES = "0,6;1,7;2,3,5,8;4,9"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("active", help="active learning: DAL-OSR, DALBT and baseline query strategies",
+                       description="Pool-based active learning (dissertation chapters 3-4).")
+    asub = p.add_subparsers(dest="active_command", metavar="ACTION", required=True)
+
+    r = asub.add_parser(
+        "run", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="run query strategies x seeds on a scenario (seeds in parallel as Ray tasks)",
+        description=(
+            "Train on the labeled pool, query b samples with each strategy, let the oracle label them, repeat "
+            "until the label budget is spent; every strategy and seed runs as its own Ray task. Writes "
+            "metrics.parquet (strategy, seed, stage, labeled %%, accuracy, OOD queries, selection seconds), "
+            "tb/ (TensorBoard), summary.json (mean ± std over seeds) and curves.png to --out. "
+            "Offline default: scikit-learn digits with 20%% 'shapes' out-of-distribution images in the pool."),
+        epilog=("strategies: random, uncertainty, weibull[:threshold=T,order=highest|lowest,tail=F], coreset, "
+                "mc-dropout[:passes=N], dbal[:passes=N], ensemble[:members=N], vaal[:steps=N], "
+                "batchbald[:passes=N,configs=N,candidates=N], waal[:steps=N,diversity=W]. "
+                "Example: raycl active run --seeds 5 --out runs/al_ood"))
+    r.add_argument("--out", required=True, help="run folder to write")
+    r.add_argument("--scenario", choices=list(SCENARIOS), default="ood",
+                   help="ood: 20%% out-of-distribution pool; standard; biased: 3 classes missing from L0; "
+                        "noisy: 20%% of oracle labels flipped within a superclass")
+    r.add_argument("--strategies", nargs="+", default=None,
+                   help="strategy specs (default: random uncertainty weibull:threshold=0.25 weibull for ood, "
+                        "random uncertainty weibull otherwise)")
+    r.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
+    r.add_argument("--first-seed", type=int, default=0)
+    d = r.add_argument_group("data")
+    d.add_argument("--dataset", default="digits", help="in-distribution source (raycl data list)")
+    d.add_argument("--ood", default="shapes", help="comma-separated out-of-distribution sources, e.g. svhn,kmnist")
+    d.add_argument("--ood-fraction", type=float, default=None, help="share of the pool that is OOD (scenario default)")
+    d.add_argument("--val-fraction", type=float, default=0.1, help="validation split held out of the train split")
+    d.add_argument("--data-root", default=None, help="folder holding real datasets")
+    d.add_argument("--download", action="store_true", help="let torchvision download real datasets")
+    a = r.add_argument_group("active learning")
+    a.add_argument("--initial", type=int, default=50, help="size of the initial labeled pool L0")
+    a.add_argument("--budget", type=int, default=50, help="b: queries per stage")
+    a.add_argument("--target", type=float, default=0.4, help="label budget: fraction of the in-distribution pool")
+    a.add_argument("--stages", type=int, default=None, help="number of query stages (default: from --target)")
+    a.add_argument("--warm-start", action="store_true", help="keep training last stage's model (default: fresh model)")
+    a.add_argument("--remove-classes", type=int, default=None, help="biased L0: classes left out of it")
+    a.add_argument("--noise", type=float, default=None, help="noisy oracle: fraction of labels flipped in a superclass")
+    a.add_argument("--superclasses", default=None,
+                   help=f"class groups for the noisy oracle, e.g. '{DIGIT_SUPERCLASSES}' (default: the dataset's "
+                        "coarse labels; for digits the groups shown)")
+    m = r.add_argument_group("model")
+    m.add_argument("--model", choices=["vnn", "dalbt"], default="vnn", help="vnn: DAL-OSR variational net; dalbt: Barlow Twins")
+    m.add_argument("--variant", choices=["M1", "M2"], default="M2", help="vnn: M1 = CE + KL, M2 adds reconstruction")
+    m.add_argument("--backbone", default="auto", help="auto | small (8x8) | lenet (28x28) | vgg16 (32x32)")
+    m.add_argument("--latent", type=int, default=None, help="latent size (vnn 60; dalbt 60, 512 with vgg16)")
+    m.add_argument("--beta", type=float, default=0.1, help="vnn: KL weight")
+    m.add_argument("--gamma", type=float, default=1e-3, help="dalbt: Barlow Twins weight γ")
+    m.add_argument("--lambd", type=float, default=0.0051, help="dalbt: off-diagonal weight λ")
+    m.add_argument("--projector", type=int, default=256, help="dalbt: projector width")
+    t = r.add_argument_group("training (per stage)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--min-steps", type=int, default=150, help="at least this many updates per stage (tiny pools)")
+    t.add_argument("--batch-size", type=int, default=None, help="default 128 (vnn), 64 (dalbt)")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=1e-5)
+    t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    t.add_argument("--eval-every", type=int, default=5, help="epochs between validation checks (model selection)")
+    x = r.add_argument_group("execution")
+    x.add_argument("--no-ray", action="store_true", help="run everything in this process, one run after another")
+    x.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+    x.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+    x.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU share per Ray task (e.g. 0.25)")
+    x.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
+    r.set_defaults(func=cmd_run)
+
+    s = asub.add_parser(
+        "sampling-time", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="time every query strategy on the same pool and model (Table 3.1)",
+        description="Selection time per strategy on one pool and one trained model; prints one JSON line and "
+                    "writes sampling_time.json (+ .parquet) to --out.")
+    add_timing_args(s)
+    s.add_argument("--out", required=True, help="folder to write")
+    s.set_defaults(func=cmd_sampling_time)
+
+
+def add_timing_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--pool", type=int, default=10000, help="unlabeled pool size")
+    s.add_argument("--labeled", type=int, default=100, help="labeled pool size")
+    s.add_argument("--budget", type=int, default=100, help="b: samples selected")
+    s.add_argument("--size", type=int, default=28, help="image size (28: LeNet encoder; 8: small; 32: VGG16)")
+    s.add_argument("--repeats", type=int, default=2, help="timed repeats per strategy (median reported)")
+    s.add_argument("--strategies", nargs="+", default=None, help="strategy specs (default: all ten)")
+    s.add_argument("--train-steps", type=int, default=150, help="updates that train the timed model first")
+    s.add_argument("--device", default=None)
+    s.add_argument("--seed", type=int, default=0)
+
+
+def loop_config(args):
+    import numpy as np
+
+    from raycl.active.loop import LoopConfig
+    from raycl.active.scenario import Scenario
+    from raycl.active.train import TrainConfig
+
+    ood_frac, removed, noise = SCENARIOS[args.scenario]
+    ood_frac = ood_frac if args.ood_fraction is None else args.ood_fraction
+    scenario = Scenario(dataset=args.dataset, ood=tuple(n for n in args.ood.split(",") if n and n != "none"),
+                        ood_fraction=ood_frac, val_fraction=args.val_fraction, data_root=args.data_root,
+                        download=args.download)
+    noise = noise if args.noise is None else args.noise
+    superclasses = None
+    if noise > 0:
+        text = args.superclasses or (DIGIT_SUPERCLASSES if args.dataset == "digits" else None)
+        superclasses = scenario.superclasses(text)
+    opts = {"backbone": args.backbone}
+    if args.model == "vnn":
+        opts.update(variant=args.variant, beta=args.beta, latent=args.latent or 60)
+    else:
+        opts.update(gamma=args.gamma, lambd=args.lambd, projector=args.projector, latent=args.latent)
+    train = TrainConfig(epochs=args.epochs, min_steps=args.min_steps,
+                        batch_size=args.batch_size or (128 if args.model == "vnn" else 64), lr=args.lr,
+                        weight_decay=args.weight_decay, optimizer=args.optimizer, eval_every=args.eval_every)
+    cfg = LoopConfig(model=args.model, model_options=opts, initial=args.initial, budget=args.budget,
+                     target=args.target, stages=args.stages, warm_start=args.warm_start,
+                     remove_classes=removed if args.remove_classes is None else args.remove_classes,
+                     noise=noise, superclasses=None if superclasses is None else np.asarray(superclasses),
+                     train=train, device=args.device)
+    return scenario, cfg
+
+
+def cmd_run(args) -> int:
+    from raycl.active.experiment import run_experiment
+
+    scenario, cfg = loop_config(args)
+    strategies = args.strategies or DEFAULT_STRATEGIES.get(args.scenario, DEFAULT_STRATEGIES["standard"])
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    result = run_experiment(scenario, strategies, seeds, cfg, args.out, use_ray=not args.no_ray,
+                            address=args.address, num_cpus=args.num_cpus, gpus_per_run=args.gpus_per_run)
+    print(f"{'strategy':<24} {'final accuracy':>16} {'labeled %':>12} {'OOD queries':>14}")
+    for name, s in result["strategies"].items():
+        fa, lp, oq = s["final_accuracy"], s["final_labeled_pct"], s["ood_queries"]
+        print(f"{name:<24} {100 * fa['mean']:8.2f} ± {100 * fa['std']:5.2f} {lp['mean']:6.1f} ± {lp['std']:4.1f} "
+              f"{oq['mean']:7.1f} ± {oq['std']:5.1f}")
+    if result["checks"]:
+        print("checks:", ", ".join(f"{k}={v}" for k, v in result["checks"].items()))
+    print(f"wrote {args.out}/metrics.parquet, summary.json, curves.png, tb/")
+    return 0
+
+
+def cmd_sampling_time(args) -> int:
+    import json
+
+    from raycl.active.timing import sampling_time
+    from raycl.runio import write_json, write_parquet
+
+    result = sampling_time(pool=args.pool, labeled=args.labeled, budget=args.budget, size=args.size,
+                           repeats=args.repeats, strategies=args.strategies, device=args.device, seed=args.seed,
+                           train_steps=args.train_steps, progress=True)
+    write_json(f"{args.out}/sampling_time.json", result)
+    write_parquet(f"{args.out}/sampling_time.parquet",
+                  [{"strategy": k, **v} for k, v in result["strategies"].items()])
+    print(json.dumps(result))
+    return 0

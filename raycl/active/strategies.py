@@ -1,0 +1,259 @@
+"""Query strategies behind one interface: `strategy.select(ctx, b, rng)` returns b distinct
+pool indices taken from `ctx.unlabeled`. Build one from a spec string with `make_strategy`,
+e.g. "uncertainty", "weibull:threshold=0.5", "mc-dropout:passes=20".
+
+random, uncertainty, weibull, coreset, mc-dropout, dbal (BALD), ensemble (variation
+ratios), vaal, batchbald, waal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from raycl import RayclError
+from raycl.active import weibull as W
+from raycl.active.train import predict
+
+
+@dataclass
+class QueryContext:
+    model: torch.nn.Module
+    images: torch.Tensor  # the whole pool
+    labeled: np.ndarray  # pool indices
+    labels: np.ndarray  # the oracle's labels for `labeled`
+    unlabeled: np.ndarray
+    num_classes: int
+    device: torch.device = torch.device("cpu")
+    batch_size: int = 1024
+    train_fresh: Callable[[int], torch.nn.Module] | None = None  # a new model on L (ensembles)
+    info: dict = field(default_factory=dict)  # what a strategy wants logged
+
+    def predict(self, idx: np.ndarray, stochastic: bool = False, model=None):
+        return predict(model or self.model, self.images[torch.as_tensor(idx)], self.device, self.batch_size, stochastic)
+
+    def mc_probs(self, idx: np.ndarray, passes: int) -> torch.Tensor:
+        """(len(idx), passes, C) class probabilities with dropout on and z sampled."""
+        return torch.stack([self.predict(idx, stochastic=True)[0] for _ in range(passes)], 1)
+
+
+def top(scores, b: int) -> np.ndarray:
+    """Positions of the b largest scores (stable: earlier positions win ties)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.argsort(-scores, kind="stable")[:b]
+
+
+def entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return -(p * p.clamp_min(1e-12).log()).sum(dim)
+
+
+class Strategy:
+    name = "?"
+
+    def select(self, ctx: QueryContext, b: int, rng: np.random.Generator) -> np.ndarray:
+        u = ctx.unlabeled
+        if b >= len(u):
+            return u.copy()
+        return u[self.rank(ctx, b, rng)]
+
+    def rank(self, ctx: QueryContext, b: int, rng: np.random.Generator) -> np.ndarray:
+        """b distinct positions into ctx.unlabeled."""
+        raise NotImplementedError
+
+
+class Random(Strategy):
+    name = "random"
+
+    def rank(self, ctx, b, rng):
+        return rng.choice(len(ctx.unlabeled), size=b, replace=False)
+
+
+class Uncertainty(Strategy):
+    """The b samples with the lowest maximum class probability (§3.3.3)."""
+
+    name = "uncertainty"
+
+    def rank(self, ctx, b, rng):
+        probs, _ = ctx.predict(ctx.unlabeled)
+        return top(-probs.max(1).values.numpy(), b)
+
+
+class Weibull(Strategy):
+    """Outlier probability from a per-class Weibull model of latent distances (§3.3.4).
+
+    order='highest' queries the highest outlier probabilities (the text); 'lowest' the lowest
+    (one path of the authors' code). threshold=t treats samples with probability > t as
+    unknown and never queries them unless nothing else is left (open-set rejection);
+    threshold=None is the plain reading."""
+
+    name = "weibull"
+
+    def __init__(self, threshold: float | None = None, order: str = "highest", tail: float = 0.05, min_tail: int = 5,
+                 distance: str = "cosine"):
+        if order not in ("highest", "lowest"):
+            raise RayclError(f"weibull order must be highest or lowest, got {order}")
+        if distance not in ("cosine", "euclidean"):
+            raise RayclError(f"weibull distance must be cosine or euclidean, got {distance}")
+        self.threshold = None if threshold in (None, "none") else float(threshold)
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise RayclError(f"weibull threshold must be in (0, 1), got {self.threshold}")
+        self.order, self.tail, self.min_tail, self.distance = order, tail, min_tail, distance
+
+    def model(self, ctx):
+        """Fit on L, score U: one forward pass over L ∪ U gives probabilities and latents of both."""
+        n_l = len(ctx.labeled)
+        probs, latents = ctx.predict(np.concatenate([ctx.labeled, ctx.unlabeled]))
+        pred = probs.argmax(1)
+        model = W.fit(latents[:n_l], torch.as_tensor(ctx.labels), pred[:n_l], ctx.num_classes, self.tail,
+                      self.min_tail, self.distance)
+        return model, latents[n_l:], pred[n_l:]
+
+    def outlier_probability(self, ctx) -> torch.Tensor:
+        model, z, pred = self.model(ctx)
+        return model.outlier_probability(z, pred)
+
+    def rank(self, ctx, b, rng):
+        model, z, pred = self.model(ctx)
+        s = model.log_hazard(z, pred).numpy()  # ranks as the outlier probability, without saturating at 1
+        score = s if self.order == "highest" else -s
+        if self.threshold is None:
+            return top(score, b)
+        known = s <= np.log(-np.log1p(-self.threshold))  # outlier probability <= threshold
+        ctx.info["rejected"] = int((~known).sum())
+        # known samples first (ranked by score), then the least outlying of the rejected
+        order = np.lexsort((np.where(known, -score, s), ~known))
+        return order[:b]
+
+
+class CoreSet(Strategy):
+    """k-center greedy on latents (Sener & Savarese): repeatedly take the unlabeled sample
+    farthest from every labeled or already chosen one."""
+
+    name = "coreset"
+
+    def rank(self, ctx, b, rng):
+        _, z = ctx.predict(np.concatenate([ctx.labeled, ctx.unlabeled]))
+        z = z.to(ctx.device)
+        zl, zu = z[:len(ctx.labeled)], z[len(ctx.labeled):]
+        nearest = torch.full((len(zu),), float("inf"), device=ctx.device)
+        for i in range(0, len(zl), 4096):
+            nearest = torch.minimum(nearest, torch.cdist(zu, zl[i:i + 4096]).min(1).values)
+        chosen = []
+        if len(zl) == 0:
+            first = int(rng.integers(len(zu)))
+            chosen.append(first)
+            nearest = torch.cdist(zu, zu[first:first + 1]).squeeze(1)
+        while len(chosen) < b:
+            j = int(nearest.argmax())
+            chosen.append(j)
+            nearest = torch.minimum(nearest, torch.cdist(zu, zu[j:j + 1]).squeeze(1))
+            nearest[j] = -1.0
+        return np.array(chosen, dtype=np.int64)
+
+
+class MCDropout(Strategy):
+    """Max entropy of the mean prediction over MC passes (dropout on, z sampled)."""
+
+    name = "mc-dropout"
+
+    def __init__(self, passes: int = 10):
+        self.passes = int(passes)
+
+    def rank(self, ctx, b, rng):
+        return top(entropy(ctx.mc_probs(ctx.unlabeled, self.passes).mean(1)).numpy(), b)
+
+
+class BALD(Strategy):
+    """DBAL (Gal et al. 2017) with the BALD score: mutual information between the label and
+    the model, H[mean p] - mean H[p], over MC passes."""
+
+    name = "dbal"
+
+    def __init__(self, passes: int = 10):
+        self.passes = int(passes)
+
+    def rank(self, ctx, b, rng):
+        p = ctx.mc_probs(ctx.unlabeled, self.passes)
+        return top((entropy(p.mean(1)) - entropy(p).mean(1)).numpy(), b)
+
+
+class Ensemble(Strategy):
+    """Variation ratio over an ensemble (Beluch et al.): the current model plus `members - 1`
+    fresh models trained on the labeled pool; 1 - (votes for the mode) / members, ties broken
+    by the entropy of the mean prediction."""
+
+    name = "ensemble"
+
+    def __init__(self, members: int = 3):
+        self.members = int(members)
+
+    def rank(self, ctx, b, rng):
+        if ctx.train_fresh is None:
+            raise RayclError("the ensemble strategy needs a way to train models (run it inside the active loop)")
+        models = [ctx.model] + [ctx.train_fresh(int(rng.integers(2 ** 31))) for _ in range(self.members - 1)]
+        probs = torch.stack([ctx.predict(ctx.unlabeled, model=m)[0] for m in models], 1)  # (N, M, C)
+        votes = torch.nn.functional.one_hot(probs.argmax(2), ctx.num_classes).sum(1)
+        ratio = 1 - votes.max(1).values.float() / len(models)
+        return top((ratio + 1e-3 * entropy(probs.mean(1)) / np.log(ctx.num_classes)).numpy(), b)
+
+
+def _vaal(**kw):
+    from raycl.active.adversarial import VAAL
+
+    return VAAL(**kw)
+
+
+def _waal(**kw):
+    from raycl.active.adversarial import WAAL
+
+    return WAAL(**kw)
+
+
+def _batch_bald(**kw):
+    from raycl.active.bald import BatchBALD
+
+    return BatchBALD(**kw)
+
+
+STRATEGIES: dict[str, Callable[..., Strategy]] = {
+    "random": Random,
+    "uncertainty": Uncertainty,
+    "weibull": Weibull,
+    "coreset": CoreSet,
+    "mc-dropout": MCDropout,
+    "dbal": BALD,
+    "ensemble": Ensemble,
+    "vaal": _vaal,
+    "batchbald": _batch_bald,
+    "waal": _waal,
+}
+
+
+def _value(text: str):
+    if text.lower() in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def make_strategy(spec: str) -> Strategy:
+    """'name' or 'name:key=value,key=value'."""
+    name, _, rest = spec.partition(":")
+    if name not in STRATEGIES:
+        raise RayclError(f"unknown strategy '{name}'; choose from {', '.join(STRATEGIES)}")
+    opts = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, val = item.partition("=")
+        if not eq:
+            raise RayclError(f"strategy option '{item}' in '{spec}' must look like key=value")
+        opts[key.replace("-", "_")] = _value(val)
+    try:
+        return STRATEGIES[name](**opts)
+    except TypeError as e:
+        raise RayclError(f"bad options for strategy '{name}': {e}") from None

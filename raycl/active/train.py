@@ -1,0 +1,102 @@
+"""Training one stage's model on the labeled pool, with model selection on the validation
+split (the state with the best validation accuracy is kept), and batched inference."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from raycl import RayclError
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    min_steps: int = 0  # a tiny labeled pool still gets this many updates
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    optimizer: str = "adam"  # adam | sgd (momentum 0.9)
+    eval_every: int = 5  # epochs between validation checks
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def predict(model, images: torch.Tensor, device, batch_size: int = 1024, stochastic: bool = False):
+    """(probabilities, latents) for `images`, one forward pass per batch."""
+    from raycl.active.models import set_dropout
+
+    model.eval()
+    set_dropout(model, stochastic)
+    probs, latents = [], []
+    for i in range(0, len(images), batch_size):
+        logits, z = model.predict(images[i:i + batch_size].to(device, non_blocking=True), stochastic=stochastic)
+        probs.append(logits.float().softmax(-1))
+        latents.append(z.float())
+    set_dropout(model, False)
+    if not probs:
+        return torch.zeros(0), torch.zeros(0)
+    return torch.cat(probs).cpu(), torch.cat(latents).cpu()
+
+
+def accuracy(model, images, labels, device, batch_size: int = 1024) -> float:
+    probs, _ = predict(model, images, device, batch_size)
+    return float((probs.argmax(1) == labels.cpu()).float().mean()) if len(labels) else float("nan")
+
+
+def fit(model, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Tensor, val_labels: torch.Tensor,
+        cfg: TrainConfig, device, generator: torch.Generator) -> tuple[torch.nn.Module, dict]:
+    """Train on (images, labels); return the model at its best validation accuracy."""
+    if len(images) == 0:
+        raise RayclError("the labeled pool is empty; use --initial > 0")
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    else:
+        raise RayclError(f"optimizer must be adam or sgd, got {cfg.optimizer}")
+    n = len(images)
+    per_epoch = math.ceil(n / cfg.batch_size)
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
+    images, labels = images.to(device), labels.to(device)
+    best, best_state, history = -1.0, None, []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        for i in range(0, n, cfg.batch_size):
+            b = order[i:i + cfg.batch_size]
+            if len(b) < 2 and n >= 2:  # batch norm needs two samples
+                continue
+            loss, _ = model.loss(images[b], labels[b])
+            if not torch.isfinite(loss):
+                raise RayclError(f"loss became {loss.item()} at epoch {epoch}; lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if epoch % cfg.eval_every == 0 or epoch == epochs:
+            acc = accuracy(model, val_images, val_labels, device)
+            history.append((epoch, acc))
+            if acc > best:
+                best, best_state = acc, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return model, {"val_accuracy": best, "epochs": epochs, "best_epoch": max(history, key=lambda h: h[1])[0]}
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed) % (2 ** 63))
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
