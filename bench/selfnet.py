@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--networks", type=int, default=20)
     ap.add_argument("--latent", type=int, default=20, help="s (the Permuted-MNIST AE's latent size)")
     ap.add_argument("--decoder-hidden", default="", help="comma list of decoder hidden sizes (default none)")
-    ap.add_argument("--activation", default="tanh")
+    ap.add_argument("--activation", default="elu")
     ap.add_argument("--threshold", type=float, default=0.997)
     ap.add_argument("--ae-lr", type=float, default=3e-3)
     ap.add_argument("--max-iters", type=int, default=5000)

@@ -67,7 +67,8 @@ def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987
                    help="cosine threshold per consolidation; the last repeats")
     g.add_argument("--stop", choices=("mean", "min"), default="mean", help="threshold on the mean or the worst cosine")
     g.add_argument("--contractive", type=float, default=1e-4, help="λ of the Jacobian penalty (eq 2.3)")
-    g.add_argument("--ae-lr", type=float, default=3e-3, help="Adam learning rate of the AE")
+    g.add_argument("--ae-lr", type=_floats, default=_floats("3e-3,1e-4"),
+                   help="Adam learning rate of the AE per consolidation; the last repeats")
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
     g.add_argument("--ae-input", type=int, default=None,
                    help="AE input size n; larger networks are split into zero-padded n-long sub-vectors")
@@ -317,12 +318,12 @@ def cmd_multiarch(args) -> int:
     torch.manual_seed(args.seed)
     split_ae = ContractiveAE(n, args.latent, tuple(args.hidden), args.activation)
     whole_ae = ContractiveAE(cifar.numel(), args.latent, tuple(args.hidden), args.activation)
-    h_split, t_split = curve(split_ae, [cifar], args.curve_iters, args.ae_lr, args.contractive)
-    h_whole, t_whole = curve(whole_ae, [cifar], args.curve_iters, args.ae_lr, args.contractive)
+    h_split, t_split = curve(split_ae, [cifar], args.curve_iters, args.ae_lr[0], args.contractive)
+    h_whole, t_whole = curve(whole_ae, [cifar], args.curve_iters, args.ae_lr[0], args.contractive)
     # right: one AE, MNIST and CIFAR networks together
     vectors = [f for f, _ in mres] + [cifar]
     metas = [NetMeta(march, mout, f.numel()) for f, _ in mres] + [NetMeta(carch, cout, cifar.numel())]
-    res = multi_arch(vectors, metas, list(mtasks) + [ctasks[0]], n, args.latent, args.thresholds[0], args.ae_lr,
+    res = multi_arch(vectors, metas, list(mtasks) + [ctasks[0]], n, args.latent, args.thresholds[0], args.ae_lr[0],
                      args.contractive, args.max_iters, args.activation, args.seed)
     curves = {f"{n:,}-input AE, 3 sub-vectors": h_split, f"{cifar.numel():,}-input AE, whole network": h_whole}
     run.rows = res["rows"]
