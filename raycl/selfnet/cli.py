@@ -55,19 +55,21 @@ def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) 
     t.add_argument("--ray-address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS or local)")
 
 
-def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987,0.986", max_iters=3000) -> None:
+def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987,0.986", max_iters=3000,
+        decoder_hidden=None, stop="mean", lr="3e-3,1e-4") -> None:
     g = p.add_argument_group("auto-encoder and store (Algorithm 1)")
     g.add_argument("--latent", type=int, default=latent, help="s: latent floats per (sub-)network")
     g.add_argument("--hidden", type=_ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
-    g.add_argument("--decoder-hidden", type=_ints, default=None,
+    g.add_argument("--decoder-hidden", type=_ints, default=decoder_hidden,
                    help="decoder hidden sizes between latent and output (default: --hidden mirrored), e.g. 32")
     g.add_argument("--activation", default="elu", choices=("tanh", "sigmoid", "elu", "relu", "linear"))
     g.add_argument("--buffer", type=int, default=buffer, help="m: networks waiting before the AE is retrained")
     g.add_argument("--thresholds", type=_floats, default=_floats(thresholds),
                    help="cosine threshold per consolidation; the last repeats")
-    g.add_argument("--stop", choices=("mean", "min"), default="mean", help="threshold on the mean or the worst cosine")
+    g.add_argument("--stop", choices=("mean", "min"), default=stop,
+                   help="threshold on the mean cosine (Algorithm 1) or on every network's (the authors' code)")
     g.add_argument("--contractive", type=float, default=1e-4, help="λ of the Jacobian penalty (eq 2.3)")
-    g.add_argument("--ae-lr", type=_floats, default=_floats("3e-3,1e-4"),
+    g.add_argument("--ae-lr", type=_floats, default=_floats(lr),
                    help="Adam learning rate of the AE per consolidation; the last repeats")
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
     g.add_argument("--ae-input", type=int, default=None,
@@ -84,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Learn a task stream with Self-Net and with every baseline; after each stage "
                                  "evaluate all tasks seen (Self-Net through its recollections).")
     _common(c)
-    _ae(c)
+    # defaults: the configuration that keeps 20 Split tasks within 3 points at latent 5 (README)
+    _ae(c, thresholds="0.999", decoder_hidden=(32,), stop="min", lr="3e-3")
     c.add_argument("--baselines", default=DEFAULT_BASELINES, help="comma list, or 'none'")
     c.add_argument("--baseline-lam", type=float, default=None, help="override every baseline's λ")
     c.set_defaults(func=cmd_continual)
@@ -109,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Left: an AE over 3 sub-vectors of a 61,326-parameter CIFAR network against an AE "
                                  "over the whole vector. Right: one AE holding MNIST and CIFAR networks together.")
     _common(m, tasks=5)
-    _ae(m, latent=10, buffer=6, thresholds="0.997", max_iters=3000)
+    _ae(m, latent=16, buffer=6, thresholds="0.997", max_iters=3000)
     m.add_argument("--curve-iters", type=int, default=300, help="AE updates for the left panel's curves")
     m.set_defaults(func=cmd_multiarch)
 
