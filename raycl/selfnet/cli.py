@@ -56,7 +56,7 @@ def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) 
 
 
 def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987,0.986", max_iters=3000,
-        decoder_hidden=None, stop="mean", lr="3e-3,1e-4") -> None:
+        decoder_hidden=None, stop="mean", lr="3e-3,1e-4", contractive=1e-4) -> None:
     g = p.add_argument_group("auto-encoder and store (Algorithm 1)")
     g.add_argument("--latent", type=int, default=latent, help="s: latent floats per (sub-)network")
     g.add_argument("--hidden", type=_ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
@@ -68,7 +68,8 @@ def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987
                    help="cosine threshold per consolidation; the last repeats")
     g.add_argument("--stop", choices=("mean", "min"), default=stop,
                    help="threshold on the mean cosine (Algorithm 1) or on every network's (the authors' code)")
-    g.add_argument("--contractive", type=float, default=1e-4, help="λ of the Jacobian penalty (eq 2.3)")
+    g.add_argument("--contractive", type=float, default=contractive,
+                   help="λ of the Jacobian penalty (eq 2.3; the text's value is 1e-4)")
     g.add_argument("--ae-lr", type=_floats, default=_floats(lr),
                    help="Adam learning rate of the AE per consolidation; the last repeats")
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
@@ -87,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "evaluate all tasks seen (Self-Net through its recollections).")
     _common(c)
     # defaults: the configuration that keeps 20 Split tasks within 3 points at latent 5 (README)
-    _ae(c, thresholds="0.999", decoder_hidden=(32,), stop="min", lr="3e-3")
+    _ae(c, thresholds="0.999", decoder_hidden=(32,), stop="min", lr="3e-3", contractive=1e-6)
     c.add_argument("--baselines", default=DEFAULT_BASELINES, help="comma list, or 'none'")
     c.add_argument("--baseline-lam", type=float, default=None, help="override every baseline's λ")
     c.set_defaults(func=cmd_continual)
@@ -189,7 +190,7 @@ def _run_continual(args, scaling: bool) -> int:
 
     def on_ae(it, cos):
         if it % 25 == 0:
-            bar.set_postfix_str(f"AE update {it}, mean cosine {cos:.5f}")
+            bar.set_postfix_str(f"AE update {it}, {args.stop} cosine {cos:.5f}")
 
     trainer = _trainer(args)
     try:
