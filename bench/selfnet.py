@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--stop", choices=("min", "mean"), default="min",
                     help="min: every stored network (the new one too) at >= threshold; mean: Algorithm 1's average")
     ap.add_argument("--ae-lr", type=float, default=3e-3)
+    ap.add_argument("--contractive", type=float, default=1e-6, help="λ of the Jacobian penalty (text: 1e-4)")
     ap.add_argument("--max-iters", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
@@ -45,7 +46,8 @@ def main() -> None:
                        for i, t in enumerate(tasks[1:], 1)]
     dec = tuple(int(x) for x in args.decoder_hidden.split(",") if x.strip())
     sn = SelfNet(21_840, args.latent, (), args.activation, buffer_size=1, thresholds=(args.threshold,),
-                 lr=args.ae_lr, max_iters=args.max_iters, stop=args.stop, device="cpu", seed=args.seed, decoder_hidden=dec)
+                 lam=args.contractive, lr=args.ae_lr, max_iters=args.max_iters, stop=args.stop, device="cpu",
+                 seed=args.seed, decoder_hidden=dec)
     seconds, iters, reached, newest = [], [], [], []
     for i, flat in enumerate(nets):
         t0 = time.perf_counter()
@@ -57,7 +59,8 @@ def main() -> None:
     st = sn.storage()
     print(json.dumps({
         "bench": "selfnet_fold", "device": "cpu", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-        "network_params": 21_840, "latent": args.latent, "decoder_hidden": list(dec), "threshold": args.threshold, "stop": args.stop,
+        "network_params": 21_840, "latent": args.latent, "decoder_hidden": list(dec), "threshold": args.threshold,
+        "stop": args.stop, "contractive": args.contractive,
         "fold_seconds": seconds, "fold_ae_updates": iters, "newest_cosine": newest, "all_reached_threshold": all(reached),
         "seconds_fold_20th": seconds[-1], "seconds_mean": round(sum(seconds) / len(seconds), 4),
         "seconds_total": round(sum(seconds), 3), "final_mean_cosine": round(sum(fit.cosines) / len(fit.cosines), 5),

@@ -104,7 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Add zero-mean Gaussian noise (σ relative to the weights' std) to trained task "
                                  "networks; plot accuracy against cosine similarity to the originals.")
     _common(r, tasks=3)
-    r.add_argument("--sigmas", type=_floats, default=_floats("0.01,0.02,0.04,0.06,0.08,0.1,0.15,0.2,0.3,0.5,0.8"))
+    r.add_argument("--sigmas", type=_floats, default=_floats("0.02,0.05,0.08,0.1,0.15,0.2,0.3,0.5,0.8,1.2,2,3"),
+                   help="noise std per weight, relative to the weights' std")
     r.add_argument("--draws", type=int, default=4, help="noise draws per σ per network")
     r.add_argument("--threshold", type=float, default=0.997, help="cosine line to draw and summarise at")
     r.set_defaults(func=cmd_robustness)
