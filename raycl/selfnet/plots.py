@@ -49,7 +49,7 @@ def scaling(rows: list[dict], fits: list[dict], single_batch: float | None, titl
     a.grid(alpha=0.3)
     b.bar(range(1, len(fits) + 1), [f["iterations"] for f in fits])
     b.set_xlabel("consolidation")
-    b.set_ylabel("AE updates to reach threshold")
+    b.set_ylabel("AE updates (to threshold, or the cap)")
     b.grid(alpha=0.3)
     fig.tight_layout()
     return fig

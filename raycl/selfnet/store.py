@@ -15,7 +15,7 @@ import torch
 
 from raycl import RayclError
 from raycl.selfnet.ae import ContractiveAE, cosine_per_network
-from raycl.selfnet.flat import join, num_chunks, pad_mask, split_pad
+from raycl.selfnet.flat import join, pad_mask, split_pad
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,3 @@ class SelfNet:
             raise RayclError(f"not a Self-Net store ({type(e).__name__}: {e}); point at a store.pt a run wrote") from None
         return net
 
-
-def latent_rows(length: int, n: int) -> int:
-    """Latent codes a q-long network needs in an AE of input n."""
-    return num_chunks(length, n)
