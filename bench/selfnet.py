@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 
 import torch
@@ -56,6 +57,8 @@ def main() -> None:
         iters.append(fit.iterations)
         reached.append(fit.reached)
         newest.append(round(fit.cosines[-1], 5))
+        print(f"fold {i + 1}: {seconds[-1]:.2f} s, {fit.iterations} AE updates, reached {fit.reached}",
+              file=sys.stderr, flush=True)
     st = sn.storage()
     print(json.dumps({
         "bench": "selfnet_fold", "device": "cpu", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
