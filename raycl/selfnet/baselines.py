@@ -95,7 +95,7 @@ class Quadratic(Regularizer):
 
 
 def make_regularizer(name: str, lam: float | None = None, gamma: float = 1.0) -> Regularizer:
-    defaults = {"sgd": 0.0, "l2": 0.01, "online_l2": 0.01, "ewc": 1000.0, "online_ewc": 1000.0, "pc": 1000.0}
+    defaults = {"sgd": 0.0, "l2": 0.01, "online_l2": 0.01, "ewc": 100.0, "online_ewc": 100.0, "pc": 100.0}
     if name not in defaults:
         raise RayclError(f"unknown baseline '{name}'; choose from: {', '.join(defaults)}")
     lam = defaults[name] if lam is None else lam

@@ -55,19 +55,23 @@ def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) 
     t.add_argument("--ray-address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS or local)")
 
 
-def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987,0.986", max_iters=3000) -> None:
+def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987,0.986", max_iters=3000,
+        decoder_hidden=None, stop="mean", lr="3e-3,1e-4", contractive=1e-4) -> None:
     g = p.add_argument_group("auto-encoder and store (Algorithm 1)")
     g.add_argument("--latent", type=int, default=latent, help="s: latent floats per (sub-)network")
     g.add_argument("--hidden", type=_ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
-    g.add_argument("--decoder-hidden", type=_ints, default=None,
+    g.add_argument("--decoder-hidden", type=_ints, default=decoder_hidden,
                    help="decoder hidden sizes between latent and output (default: --hidden mirrored), e.g. 32")
     g.add_argument("--activation", default="elu", choices=("tanh", "sigmoid", "elu", "relu", "linear"))
     g.add_argument("--buffer", type=int, default=buffer, help="m: networks waiting before the AE is retrained")
     g.add_argument("--thresholds", type=_floats, default=_floats(thresholds),
                    help="cosine threshold per consolidation; the last repeats")
-    g.add_argument("--stop", choices=("mean", "min"), default="mean", help="threshold on the mean or the worst cosine")
-    g.add_argument("--contractive", type=float, default=1e-4, help="λ of the Jacobian penalty (eq 2.3)")
-    g.add_argument("--ae-lr", type=float, default=3e-3, help="Adam learning rate of the AE")
+    g.add_argument("--stop", choices=("mean", "min"), default=stop,
+                   help="threshold on the mean cosine (Algorithm 1) or on every network's (the authors' code)")
+    g.add_argument("--contractive", type=float, default=contractive,
+                   help="λ of the Jacobian penalty (eq 2.3; the text's value is 1e-4)")
+    g.add_argument("--ae-lr", type=_floats, default=_floats(lr),
+                   help="Adam learning rate of the AE per consolidation; the last repeats")
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
     g.add_argument("--ae-input", type=int, default=None,
                    help="AE input size n; larger networks are split into zero-padded n-long sub-vectors")
@@ -83,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Learn a task stream with Self-Net and with every baseline; after each stage "
                                  "evaluate all tasks seen (Self-Net through its recollections).")
     _common(c)
-    _ae(c)
+    # defaults: the configuration that keeps 20 Split tasks within 3 points at latent 5 (README)
+    _ae(c, thresholds="0.999", decoder_hidden=(32,), stop="min", lr="3e-3", contractive=1e-6)
     c.add_argument("--baselines", default=DEFAULT_BASELINES, help="comma list, or 'none'")
     c.add_argument("--baseline-lam", type=float, default=None, help="override every baseline's λ")
     c.set_defaults(func=cmd_continual)
@@ -99,7 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Add zero-mean Gaussian noise (σ relative to the weights' std) to trained task "
                                  "networks; plot accuracy against cosine similarity to the originals.")
     _common(r, tasks=3)
-    r.add_argument("--sigmas", type=_floats, default=_floats("0.01,0.02,0.04,0.06,0.08,0.1,0.15,0.2,0.3,0.5,0.8"))
+    r.add_argument("--sigmas", type=_floats, default=_floats("0.02,0.05,0.08,0.1,0.15,0.2,0.3,0.5,0.8,1.2,2,3"),
+                   help="noise std per weight, relative to the weights' std")
     r.add_argument("--draws", type=int, default=4, help="noise draws per σ per network")
     r.add_argument("--threshold", type=float, default=0.997, help="cosine line to draw and summarise at")
     r.set_defaults(func=cmd_robustness)
@@ -108,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Left: an AE over 3 sub-vectors of a 61,326-parameter CIFAR network against an AE "
                                  "over the whole vector. Right: one AE holding MNIST and CIFAR networks together.")
     _common(m, tasks=5)
-    _ae(m, latent=10, buffer=6, thresholds="0.997", max_iters=3000)
+    _ae(m, latent=16, buffer=6, thresholds="0.997", max_iters=3000)
     m.add_argument("--curve-iters", type=int, default=300, help="AE updates for the left panel's curves")
     m.set_defaults(func=cmd_multiarch)
 
@@ -185,7 +191,7 @@ def _run_continual(args, scaling: bool) -> int:
 
     def on_ae(it, cos):
         if it % 25 == 0:
-            bar.set_postfix_str(f"AE update {it}, mean cosine {cos:.5f}")
+            bar.set_postfix_str(f"AE update {it}, {args.stop} cosine {cos:.5f}")
 
     trainer = _trainer(args)
     try:
@@ -317,12 +323,12 @@ def cmd_multiarch(args) -> int:
     torch.manual_seed(args.seed)
     split_ae = ContractiveAE(n, args.latent, tuple(args.hidden), args.activation)
     whole_ae = ContractiveAE(cifar.numel(), args.latent, tuple(args.hidden), args.activation)
-    h_split, t_split = curve(split_ae, [cifar], args.curve_iters, args.ae_lr, args.contractive)
-    h_whole, t_whole = curve(whole_ae, [cifar], args.curve_iters, args.ae_lr, args.contractive)
+    h_split, t_split = curve(split_ae, [cifar], args.curve_iters, args.ae_lr[0], args.contractive)
+    h_whole, t_whole = curve(whole_ae, [cifar], args.curve_iters, args.ae_lr[0], args.contractive)
     # right: one AE, MNIST and CIFAR networks together
     vectors = [f for f, _ in mres] + [cifar]
     metas = [NetMeta(march, mout, f.numel()) for f, _ in mres] + [NetMeta(carch, cout, cifar.numel())]
-    res = multi_arch(vectors, metas, list(mtasks) + [ctasks[0]], n, args.latent, args.thresholds[0], args.ae_lr,
+    res = multi_arch(vectors, metas, list(mtasks) + [ctasks[0]], n, args.latent, args.thresholds[0], args.ae_lr[0],
                      args.contractive, args.max_iters, args.activation, args.seed)
     curves = {f"{n:,}-input AE, 3 sub-vectors": h_split, f"{cifar.numel():,}-input AE, whole network": h_whole}
     run.rows = res["rows"]

@@ -34,7 +34,7 @@ class SelfNetConfig:
     buffer_size: int = 5
     thresholds: tuple[float, ...] = (0.9996, 0.987, 0.986)
     lam: float = 1e-4
-    lr: float = 3e-3
+    lr: tuple[float, ...] = (3e-3, 1e-4)  # per consolidation, the last repeats
     max_iters: int = 3000
     stop: str = "mean"
     n: int | None = None  # AE input size; default: the task network's parameter count
@@ -184,7 +184,7 @@ def single_batch_accuracy(originals: dict[int, tuple[torch.Tensor, float]], task
     (to the last threshold), then every task is evaluated with its recollection."""
     keys = sorted(originals)
     sn = SelfNet(cfg.n or originals[keys[0]][0].numel(), cfg.latent, cfg.hidden, cfg.activation, len(keys),
-                 (cfg.thresholds[-1],), cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, seed=seed,
+                 (cfg.thresholds[-1],), cfg.lam, cfg.lr[0], cfg.max_iters, cfg.stop, seed=seed,
                  decoder_hidden=cfg.decoder_hidden)
     fit = None
     for k in keys:

@@ -24,6 +24,7 @@ class TrainConfig:
     momentum: float = 0.5
     anchor_lam: float = 1e-3  # eq 2.5: TaskLoss + λ·MSE(θ*, θ) when fine-tuning from a source θ*
     anchor_reduction: str = "mean"  # "mean" = the text's MSE; "sum" = the authors' code Σ(p - θ*)²
+    clip: float = 10.0  # gradient-norm clip
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,9 +50,12 @@ def fit(net: nn.Module, task: Task, cfg: TrainConfig, extra_loss: Callable[[], t
             if extra is not None:
                 loss = loss + extra
             if not torch.isfinite(loss):
-                raise RayclError(f"task '{task.name}': loss became {float(loss)}; lower the learning rate")
+                raise RayclError(f"task '{task.name}': loss became {loss.item()}; lower the learning rate "
+                                 "(or the baseline's λ, --baseline-lam)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            # large-λ penalties (EWC with big Fisher entries) can blow SGD up; clipping keeps them stable
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.clip)
             opt.step()
     net.eval()
     return net
