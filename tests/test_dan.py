@@ -22,13 +22,7 @@ from raycl.dan import (
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These nets are tiny: one thread avoids spin-waiting on a shared, loaded machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(autouse=True)
 def float64():

@@ -8,13 +8,7 @@ from raycl.dan.fused import FusedDAN
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These nets are tiny: one thread avoids spin-waiting on a shared, loaded machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.mark.parametrize(
     "sharing,skips,readout,hidden",

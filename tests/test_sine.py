@@ -13,13 +13,7 @@ from raycl.sine.tasks import keep, sample_function, sample_stream, subtask_windo
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These nets are tiny: one thread avoids spin-waiting on a shared, loaded machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_filter_as_written_and_range_reading():
     x = np.linspace(-5, 5, 1001)
