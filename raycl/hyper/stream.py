@@ -37,6 +37,16 @@ class HyperStream:
         x = self.train_x[j]
         return x, torch.full((len(x),), j, dtype=torch.long)
 
+    def __post_init__(self):
+        self._instances: dict = {}  # instances() is asked for every synaptic step: build each view once
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_instances"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._instances = {}
+
     def _flat(self, which: str, upto: int | None = None):
         parts = {"train": [self.train_x], "holdout": [self.holdout_x], "all": [self.train_x, self.holdout_x]}[which]
         xs, ys = [], []
@@ -48,7 +58,10 @@ class HyperStream:
 
     def instances(self, which: str = "all", upto: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """All instances ('train', 'holdout' or 'all') of tasks [0, upto), with their labels."""
-        return self._flat(which, upto)
+        key = (which, upto)
+        if key not in self._instances:
+            self._instances[key] = self._flat(which, upto)
+        return self._instances[key]
 
     def video(self, k: int):
         """The video-stream view (§6.4): each task's i instances repeated for k frames."""
@@ -76,10 +89,3 @@ def sample_stream(pool: ImageSet, n_tasks: int, i: int, holdout: int, generator:
         train.append(flat[pick[:i]])
         hold.append(flat[pick[i:]])
     return HyperStream(classes, torch.stack(train), torch.stack(hold))
-
-
-def split_classes(n_classes: int, fractions=(0.5, 0.5), seed: int = 0) -> list[torch.Tensor]:
-    """Disjoint class sets (e.g. meta-train / meta-test of a source without its own split)."""
-    perm = torch.randperm(n_classes, generator=torch.Generator().manual_seed(seed))
-    cuts = [round(sum(fractions[: j + 1]) * n_classes) for j in range(len(fractions))]
-    return [perm[a:b] for a, b in zip([0] + cuts[:-1], cuts)]
