@@ -97,6 +97,60 @@ def test_through_update_gradient_matches_torch_func_and_differs_from_first_order
     assert diff > 1e-6
 
 
+def test_unrolled_gradient_goes_through_the_last_u_updates_and_theta_takes_the_plain_step():
+    cfg = CFG.with_(phi_grad="through-update", unroll=3, lr_synapses=0.5)
+    model, theta0, phi = build_model(cfg)
+    s = sample_stream(toy_pool(), cfg.h_h, cfg.i, cfg.holdout, torch.Generator().manual_seed(0))
+    tasks, hyper = [s.task(0), s.task(0), s.task(1)], s.instances("all")
+
+    def sgd(th, ph, task):
+        g = torch.func.grad(lambda t: torch.nn.functional.cross_entropy(
+            functional_call(model, {**t, **ph}, (task[0],)), task[1]))(th)
+        return {n: th[n] - cfg.lr_synapses * g[n] for n in th}
+
+    # the trajectory so far was taken with an older φ (here: φ0 scaled), as in hyper-training
+    old_phi = {n: 0.9 * p for n, p in phi.items()}
+    theta1 = sgd(theta0, old_phi, tasks[0])
+    theta2 = sgd(theta1, old_phi, tasks[1])
+    window = [(theta0, tasks[0]), (theta1, tasks[1])]
+    res = local_step(model, cfg, theta2, phi, tasks[2], hyper, window)
+
+    def after_three(ph):  # replayed from θ0 with the current φ
+        th = theta0
+        for t in tasks:
+            th = sgd(th, ph, t)
+        return torch.nn.functional.cross_entropy(functional_call(model, {**th, **ph}, (hyper[0],)), hyper[1])
+
+    expect = torch.func.grad(after_three)(phi)
+    for n in phi:
+        torch.testing.assert_close(res.grad_phi[n], expect[n], rtol=1e-5, atol=1e-7)
+    real = sgd(theta2, phi, tasks[2])
+    for n in theta0:
+        torch.testing.assert_close(res.theta[n], real[n].detach(), rtol=0, atol=1e-7)
+    # a one-step window is the one-step through-update gradient
+    one = local_step(model, cfg.with_(unroll=1), theta2, phi, tasks[2], hyper)
+    assert sum(float((one.grad_phi[n] - res.grad_phi[n]).abs().sum()) for n in phi) > 1e-6
+
+
+def test_advance_keeps_a_window_of_unroll_minus_one_steps_reset_each_epoch():
+    cfg = CFG.with_(phi_grad="through-update", unroll=3)
+    pool = toy_pool()
+    model, theta0, phi0 = build_model(cfg)
+    state = SynapseState(0, theta0, model_generator(cfg.seed, 0))
+    begin_epoch(state, pool, cfg, theta0)
+    thetas = [state.theta]
+    for step in range(4):
+        advance(model, cfg, state, phi0, step)
+        thetas.append(state.theta)
+    assert len(state.window) == 2
+    for (th, _), expect in zip(state.window, thetas[2:4]):
+        assert all(torch.equal(th[n], expect[n]) for n in th)
+    begin_epoch(state, pool, cfg, theta0)
+    assert state.window == []
+    with pytest.raises(RayclError, match="unroll > 1 needs phi_grad=through-update"):
+        CFG.with_(unroll=2)
+
+
 def test_one_hyper_step_of_two_models_equals_the_step_written_out_by_hand():
     cfg = CFG.with_(phenotype_optimizer="sgd", lr_phenotype=0.1)
     pool = toy_pool()

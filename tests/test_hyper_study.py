@@ -43,3 +43,23 @@ def test_learning_rates_are_chosen_without_touching_meta_test_or_meta_eval():
     assert chosen_clean == chosen_poisoned
     # the poisoned sets were really deployed on (and gave NaN-driven chance accuracy), yet changed no choice
     assert {r["set"] for r in rows} == {"meta-train", "meta-test", "meta-eval"}
+
+
+def test_report_hyper_compares_every_run_with_its_baselines_and_iid_control(tmp_path):
+    from raycl.cli import main
+
+    for name, extra in (("first-order", []), ("through-2", ["--phi-grad", "through-update", "--unroll", "2"])):
+        assert main(["hyper-train", "--preset", "tiny", "--epochs", "1", "--out", str(tmp_path / name), *extra]) == 0
+    assert main(["report", "hyper", str(tmp_path), "--d", "3", "--seeds", "2"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "## All runs" in md and "`first-order`" in md and "`through-2`" in md
+    assert "through 2 steps" in md
+    for contender in ("IID control", "random phenotype g=1.5", "random phenotype g=2.0", "tanh MLP", "iid replay (500)"):
+        assert f"| {contender} |" in md
+    for run in ("first-order", "through-2"):
+        assert (tmp_path / run / "iid-control" / "checkpoint.pt").exists()
+        assert (tmp_path / run / "report_cosine.png").stat().st_size > 0
+    # the claims name a verdict for memory and generalization on both held-out sets
+    claims = [line for line in md.splitlines() if line.startswith("| 3 | meta-")]
+    assert {tuple(line.split(" | ")[1:3]) for line in claims} == {
+        (s, k) for s in ("meta-test", "meta-eval") for k in ("memory", "generalization")}

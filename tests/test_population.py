@@ -137,3 +137,19 @@ def test_an_error_the_user_can_fix_comes_back_as_itself(cluster):
     assert not _recoverable(info.value)
     err = _user_error(info.value)
     assert type(err) is RayclError and str(err).startswith("the phenotype gradient is not finite")
+
+
+def test_unrolled_phenotype_gradient_matches_reference_across_a_mid_epoch_resume(cluster, pool, tmp_path):
+    # the window of earlier synaptic steps is part of a mid-epoch checkpoint
+    cfg = CFG.with_(phi_grad="through-update", unroll=3, epochs=2, checkpoint_steps=4)
+    torch.set_num_threads(1)
+    ref = ReferenceTrainer(cfg, pool=pool)
+    ref.train(progress=False)
+    run = tmp_path / "run"
+    with pytest.raises(RayclError, match="--resume"):
+        RayTrainer(cfg, run, pool=pool, max_restarts=0, fault=(1, 1, 7)).train(progress=False)
+    assert load_checkpoint(run)["step"] == 4
+    resumed = RayTrainer.resume(run, {"pool": pool})
+    resumed.train(progress=False)
+    assert_same_phi(resumed.phi, ref.phi)
+    assert strip(resumed.history) == strip(ref.history)

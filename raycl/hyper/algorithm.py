@@ -76,18 +76,28 @@ class StepResult:
     hyper_loss: float
 
 
-def local_step(model, cfg: HyperConfig, theta: Params, phi: Params, task, hyper) -> StepResult:
+def local_step(model, cfg: HyperConfig, theta: Params, phi: Params, task, hyper, window=()) -> StepResult:
     """One model's share of a hyper-step: SGD on θ with the task loss, then the hyper-loss at
-    θ_{t+1} and its gradient w.r.t. φ (first order: θ_{t+1} held constant; or through the update)."""
+    θ_{t+1} and its gradient w.r.t. φ (first order: θ_{t+1} held constant; or through the update).
+
+    `window` holds the model's last (θ_before, task) pairs, oldest first. With cfg.unroll = u > 1
+    the φ gradient goes through the last u updates: they are replayed from the oldest θ of the
+    window with the current φ (truncated back-propagation through the synaptic trajectory).
+    θ_{t+1} itself is always the one plain SGD step from θ_t."""
     phi = {n: p.detach().requires_grad_() for n, p in phi.items()}
-    through = cfg.phi_grad == "through-update"
-    if through:
-        theta_in = {n: t.detach().requires_grad_() for n, t in theta.items()}
-        theta_next, tl = synaptic_step(model, theta_in, phi, *task, cfg.lr_synapses, cfg.mode, create_graph=True)
-    else:
-        frozen_phi = {n: p.detach() for n, p in phi.items()}
+    frozen_phi = {n: p.detach() for n, p in phi.items()}
+    replay = list(window)[-(cfg.unroll - 1):] if cfg.unroll > 1 else []
+    if cfg.phi_grad == "through-update":
+        start = replay[0][0] if replay else theta
+        unrolled = {n: t.detach().requires_grad_() for n, t in start.items()}
+        for earlier in [t for _, t in replay] + [task]:
+            unrolled, tl = synaptic_step(model, unrolled, phi, *earlier, cfg.lr_synapses, cfg.mode, create_graph=True)
+        theta_next = unrolled
+    if cfg.phi_grad == "first-order" or replay:  # the real step, from θ_t
         theta_next, tl = synaptic_step(model, theta, frozen_phi, *task, cfg.lr_synapses, cfg.mode)
-    hl = task_loss(model, {**theta_next, **phi}, *hyper, cfg.mode)
+    if cfg.phi_grad == "first-order":
+        unrolled = theta_next
+    hl = task_loss(model, {**unrolled, **phi}, *hyper, cfg.mode)
     grads = torch.autograd.grad(hl, list(phi.values()))
     return StepResult(
         theta={n: t.detach() for n, t in theta_next.items()},

@@ -20,6 +20,7 @@ OVERRIDES = [
     ("hyper_loss_over", str, "stream | seen | heldout"),
     ("order", str, "sequential | iid (the IID control)"),
     ("phi_grad", str, "first-order | through-update"),
+    ("unroll", int, "through-update: synaptic steps the phenotype gradient goes back through"),
     ("lr_synapses", float, "alpha, synaptic SGD learning rate in hyper-training"),
     ("lr_phenotype", float, "gamma, phenotype learning rate"),
     ("mode", str, "supervised | unsupervised"),

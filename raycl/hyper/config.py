@@ -23,6 +23,7 @@ class HyperConfig:
     hyper_loss_over: str = "stream"  # stream | seen | heldout
     order: str = "sequential"  # sequential (class-incremental) | iid (the IID control)
     phi_grad: str = "first-order"  # first-order | through-update
+    unroll: int = 1  # through-update: synaptic steps the φ gradient back-propagates through
     # learning rates: alpha for synapses (plain SGD), gamma for the phenotype
     lr_synapses: float = 1e-3
     lr_phenotype: float = 1e-3
@@ -56,6 +57,8 @@ class HyperConfig:
             (self.hyper_loss_over in ("stream", "seen", "heldout"), "hyper_loss_over is stream, seen or heldout"),
             (self.order in ("sequential", "iid"), "order is sequential or iid"),
             (self.phi_grad in ("first-order", "through-update"), "phi_grad is first-order or through-update"),
+            (self.unroll >= 1, "unroll must be >= 1"),
+            (self.unroll == 1 or self.phi_grad == "through-update", "unroll > 1 needs phi_grad=through-update"),
             (self.phenotype_optimizer in ("adam", "sgd"), "phenotype_optimizer is adam or sgd"),
             (self.mode in ("supervised", "unsupervised"), "mode is supervised or unsupervised"),
             (self.model in ("dan", "warp"), "model is dan or warp"),
@@ -102,7 +105,8 @@ PRESETS: dict[str, HyperConfig] = {
     # pushing on generalization (issue 11); each is reported, whether it helped or not
     "gen-synaptic-lr": HyperConfig(epochs=60, lr_synapses=1e-2),
     "gen-heldout-loss": HyperConfig(epochs=60, hyper_loss_over="heldout", holdout=10),
-    "gen-through-update": HyperConfig(epochs=60, phi_grad="through-update", lr_synapses=1e-2),
+    "gen-through-update": HyperConfig(epochs=20, phi_grad="through-update", lr_synapses=1e-2),
+    "gen-through-3-steps": HyperConfig(epochs=10, phi_grad="through-update", unroll=3, lr_synapses=1e-2),
     "gen-bigger": HyperConfig(epochs=60, n_channels=8, phenotype_hidden=(30, 15), h_cl=30, h_h=40, holdout=5),
     # over-training (§6.4.3), d = 3
     "overtrain-1": HyperConfig(i=1, h_cl=3, h_h=5, d=3),

@@ -6,7 +6,7 @@ them in one process. Both advance them with the same two functions below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -26,6 +26,7 @@ class SynapseState:
     theta: Params
     generator: torch.Generator
     stream: HyperStream | None = None
+    window: list = field(default_factory=list)  # last (θ_before, task) pairs, for unroll > 1
 
     def snapshot(self) -> dict:
         """What a checkpoint needs to continue this model exactly (taken at an epoch start)."""
@@ -38,6 +39,7 @@ class SynapseState:
 def begin_epoch(state: SynapseState, pool, cfg: HyperConfig, theta0: Params) -> None:
     """Reset θ to θ0 and sample a new hyper-stream (Alg. lines 5-7 and 23)."""
     state.theta = {n: t.clone() for n, t in theta0.items()}
+    state.window = []
     state.stream = sample_stream(pool, cfg.h_h, cfg.i, cfg.holdout, state.generator)
 
 
@@ -45,6 +47,8 @@ def advance(model, cfg: HyperConfig, state: SynapseState, phi: Params, step: int
     """Synaptic step `step` of the epoch for this model; θ moves, φ's gradient is returned."""
     task = task_batch(state.stream, cfg, step, state.generator)
     hyper = hyper_batch(state.stream, cfg, step // cfg.k, state.generator)
-    result = local_step(model, cfg, state.theta, phi, task, hyper)
+    result = local_step(model, cfg, state.theta, phi, task, hyper, state.window)
+    if cfg.unroll > 1:
+        state.window = (state.window + [(state.theta, task)])[-(cfg.unroll - 1):]
     state.theta = result.theta
     return result

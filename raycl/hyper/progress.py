@@ -77,7 +77,9 @@ def model_snapshot(state: SynapseState, progress: ModelProgress | None) -> dict:
     snap = state.snapshot()
     if progress is not None:
         snap.update(theta={n: t.detach().cpu().clone() for n, t in state.theta.items()},
-                    stream=stream_to(state.stream, "cpu"), progress=progress.state())
+                    stream=stream_to(state.stream, "cpu"), progress=progress.state(),
+                    window=[({n: t.detach().cpu().clone() for n, t in th.items()}, tuple(x.cpu() for x in task))
+                            for th, task in state.window])
     return snap
 
 
@@ -88,6 +90,7 @@ def restore_model(state: SynapseState, snap: dict) -> ModelProgress | None:
         return None
     state.theta = {n: t.clone() for n, t in snap["theta"].items()}
     state.stream = snap["stream"]
+    state.window = list(snap.get("window", []))
     return ModelProgress.from_state(snap["progress"])
 
 

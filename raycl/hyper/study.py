@@ -208,8 +208,8 @@ def claims(study: dict) -> list[str]:
             if s not in res["hyper-trained"]:
                 continue
             for k in ("memory", "generalization"):
-                base = {c: v[s][k] for c, v in res.items() if c not in NOT_BASELINES}
-                best = max(base, key=lambda c: base[c]["mean"])
+                best = best_baseline(res, s, k)
+                base = {best: res[best][s][k]}
                 ht = res["hyper-trained"][s][k]
                 paired = res[best][s]["hyper-trained minus this"][k]
                 diff = paired["mean"]
@@ -221,6 +221,40 @@ def claims(study: dict) -> list[str]:
     return lines
 
 
+def best_baseline(res: dict, s: str, k: str) -> str:
+    base = {c: v[s][k] for c, v in res.items() if c not in NOT_BASELINES}
+    return max(base, key=lambda c: base[c]["mean"])
+
+
+def overview(studies: list[dict], name) -> list[str]:
+    """One row per run: the hyper-trained phenotype against the best tuned replay-free
+    baseline, per metric, set and d, so configurations can be compared at a glance."""
+    cols = [(d, s) for d in sorted({d for st in studies for d in st["by_d"]}, key=int) for s in ("meta-test", "meta-eval")]
+    md = []
+    for k in ("generalization", "memory"):
+        md += [f"**{k.capitalize()}**: hyper-trained, then the paired difference to the best tuned replay-free baseline "
+               "of that run (accuracy %, mean ± std over sequences).", "",
+               "| run | " + " | ".join(f"d={d} {s}" for d, s in cols) + " |", "|---|" + "---|" * len(cols)]
+        best: dict = {}
+        for st in studies:
+            cells = []
+            for d, s in cols:
+                res = st["by_d"].get(d, {}).get("results", {})
+                if s not in res.get("hyper-trained", {}):
+                    cells.append("-")
+                    continue
+                b = best_baseline(res, s, k)
+                p = res[b][s]["hyper-trained minus this"][k]
+                ht = res["hyper-trained"][s][k]
+                cells.append(f"{_pct(ht)} ({100 * p['mean']:+.1f} ± {100 * p['std']:.1f})")
+                if ht["mean"] > best.get((d, s), ("", -1.0))[1]:
+                    best[(d, s)] = (name(st), ht["mean"])
+            md.append(f"| `{name(st)}` | " + " | ".join(cells) + " |")
+        md += ["", "Highest hyper-trained " + k + ": " + "; ".join(
+            f"d={d} {s}: `{best[(d, s)][0]}` ({100 * best[(d, s)][1]:.1f})" for d, s in cols if (d, s) in best) + ".", ""]
+    return md
+
+
 def write_report(results: Path, studies: list[dict], out: Path) -> Path:
     md = ["# Hyper-Learning, honestly measured", "",
           "Every phenotype or network is deployed at its own learning rate, chosen on meta-train classes only "
@@ -229,14 +263,17 @@ def write_report(results: Path, studies: list[dict], out: Path) -> Path:
           f"at gains 1, {', '.join(map(str, GAINS))} (weights ~ N(0, g²/fan_in)); a plain tanh MLP with the same hidden "
           "sizes; iid replay of everything seen (500 updates, reported but replay-based); the IID control "
           "(hyper-training whose synaptic steps see the stream's classes in random order).", ""]
+    rel = lambda p: Path(p).relative_to(out.parent) if Path(p).is_relative_to(out.parent) else Path(p)  # noqa: E731
+    if len(studies) > 1:
+        md += ["## All runs", "", *overview(studies, lambda st: str(rel(st["run"]))), ""]
     for st in studies:
         run = Path(st["run"])
-        rel = lambda p: Path(p).relative_to(out.parent) if Path(p).is_relative_to(out.parent) else Path(p)  # noqa: E731
         cfg = st["config"]
         md += [f"## Run `{rel(run)}`", "",
                f"{st['epochs']} outer epochs; population {cfg['population']}, k={cfg['k']}, i={cfg['i']}, "
                f"h_CL={cfg['h_cl']}, h_H={cfg['h_h']}, hyper-loss over {cfg['hyper_loss_over']}, "
-               f"order {cfg['order']}, φ gradient {cfg['phi_grad']}, lr θ {cfg['lr_synapses']}, lr φ {cfg['lr_phenotype']}, "
+               f"order {cfg['order']}, φ gradient {cfg['phi_grad']}"
+               f"{' through ' + str(cfg['unroll']) + ' steps' if cfg.get('unroll', 1) > 1 else ''}, lr θ {cfg['lr_synapses']}, lr φ {cfg['lr_phenotype']}, "
                f"hidden {cfg['hidden']}, n_channels {cfg['n_channels']}, source {cfg['source']}.", "",
                "### Claims", "",
                "| d | set | metric | hyper-trained | best tuned replay-free baseline | paired difference (t over seeds) | hyper-trained better? (2 std = the larger std of the two) |",

@@ -78,6 +78,8 @@ class SynapseWorker:
         if self.begun:
             self.state.theta = {n: t.to(self.device) for n, t in self.state.theta.items()}
             self.state.stream = stream_to(self.state.stream, self.device)
+            self.state.window = [({n: t.to(self.device) for n, t in th.items()}, (x.to(self.device), y))
+                                 for th, (x, y) in self.state.window]
 
     def begin_epoch(self, epoch: int) -> None:
         _check((self.at, self.begun), ((epoch, 0), False), f"worker {self.index}")
