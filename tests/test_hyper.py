@@ -271,3 +271,16 @@ def test_summary_pairs_seeds_and_flags_a_two_std_win():
     assert paired["memory"]["mean"] == pytest.approx(0.35)
     assert paired["memory"]["beats_by_2std"] is True
     assert paired["generalization"]["beats_by_2std"] is False
+
+
+def test_a_mixed_source_pools_every_sources_classes_and_keeps_held_out_classes_apart():
+    from raycl.hyper.stream import meta_pool
+
+    train = meta_pool("glyphs+shapes", "meta-train", 14)
+    test = meta_pool("glyphs+shapes", "meta-test", 14)
+    assert train.num_classes == 300 + 8 and test.num_classes == 100  # shapes has no held-out classes
+    assert train.images.shape[1:] == (1, 14, 14) and test.images.shape[1:] == (1, 14, 14)
+    assert sum(n.startswith("shapes/") for n in train.class_names) == 8
+    glyph_train = {n.split("/", 1)[1] for n in train.class_names if n.startswith("glyphs")}
+    assert len(glyph_train) == 300 and not glyph_train & set(test.class_names)
+    assert meta_pool("digits", "meta-test", 14) is None

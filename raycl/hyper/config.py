@@ -41,7 +41,7 @@ class HyperConfig:
     latent: int = 32  # auto-encoder code size
     target_params: int | None = None  # choose hidden widths to reach this many parameters
     # data
-    source: str = "glyphs"  # meta-train source (its background split)
+    source: str = "glyphs"  # meta-train source (its background split); several joined by '+' are mixed
     data_root: str | None = None
     seed: int = 0
     checkpoint_every: int = 10  # outer epochs between checkpoints
@@ -107,6 +107,7 @@ PRESETS: dict[str, HyperConfig] = {
     "gen-heldout-loss": HyperConfig(epochs=60, hyper_loss_over="heldout", holdout=10),
     "gen-through-update": HyperConfig(epochs=20, phi_grad="through-update", lr_synapses=1e-2),
     "gen-through-3-steps": HyperConfig(epochs=10, phi_grad="through-update", unroll=3, lr_synapses=1e-2),
+    "gen-mixed": HyperConfig(epochs=60, source="glyphs+shapes"),  # offline stand-in for the mixed-source runs
     "gen-bigger": HyperConfig(epochs=60, n_channels=8, phenotype_hidden=(30, 15), h_cl=30, h_h=40, holdout=5),
     # over-training (§6.4.3), d = 3
     "overtrain-1": HyperConfig(i=1, h_cl=3, h_h=5, d=3),

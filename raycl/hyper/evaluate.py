@@ -14,7 +14,7 @@ from raycl.data import load
 from raycl.hyper.algorithm import Params
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.deploy import DEFAULT_LRS, deploy, deploy_replay, deployment_streams
-from raycl.hyper.stream import prepare_pool
+from raycl.hyper.stream import meta_pool, prepare_pool
 
 SELECT_SEED = 100_000  # deployment sequences for choosing a learning rate (meta-train only)
 EVAL_SEED = 200_000  # deployment sequences that are reported
@@ -37,11 +37,10 @@ class Contender:
 def deployment_sets(cfg: HyperConfig, eval_source: str = "digits", eval_root=None) -> dict:
     """meta-train: the hyper-training classes; meta-test: the source's held-out classes;
     meta-eval: another dataset (the offline digits, or MNIST when given)."""
-    held_out = {"glyphs": "evaluation", "omniglot": "evaluation"}
-    train_split = {"glyphs": "background", "omniglot": "background"}.get(cfg.source)
-    sets = {"meta-train": prepare_pool(load(cfg.source, split=train_split, root=cfg.data_root), cfg.image_size)}
-    if cfg.source in held_out:
-        sets["meta-test"] = prepare_pool(load(cfg.source, split=held_out[cfg.source], root=cfg.data_root), cfg.image_size)
+    sets = {"meta-train": meta_pool(cfg.source, "meta-train", cfg.image_size, cfg.data_root)}
+    held_out = meta_pool(cfg.source, "meta-test", cfg.image_size, cfg.data_root)
+    if held_out is not None:
+        sets["meta-test"] = held_out
     eval_split = "test" if eval_source in ("mnist", "fashion-mnist", "kmnist") else None
     sets["meta-eval"] = prepare_pool(load(eval_source, split=eval_split, root=eval_root), cfg.image_size)
     return sets

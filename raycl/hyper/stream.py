@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from raycl import RayclError
-from raycl.data import ImageSet, to_common
+from raycl.data import ImageSet, load, mix, to_common
 
 
 def prepare_pool(data: ImageSet, image_size: int) -> ImageSet:
@@ -19,6 +19,28 @@ def prepare_pool(data: ImageSet, image_size: int) -> ImageSet:
     x = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-6)
     data.images = x.view(len(x), 1, image_size, image_size)
     return data
+
+
+# sources with a class split: (meta-train classes, held-out meta-test classes)
+CLASS_SPLITS = {"glyphs": ("background", "evaluation"), "omniglot": ("background", "evaluation")}
+
+
+def meta_pool(source: str, part: str, image_size: int, root=None) -> ImageSet | None:
+    """The hyper-task distribution (part='meta-train') or its held-out classes ('meta-test';
+    None when no source has any). `source` may join several with '+', e.g.
+    'omniglot+fashion-mnist+cifar100+mini-imagenet' (the dissertation's mixed-source runs):
+    their classes are pooled at a common shape; a source without a class split goes to
+    meta-train whole."""
+    sets = []
+    for name in source.split("+"):
+        train_split, test_split = CLASS_SPLITS.get(name, (None, None))
+        if part == "meta-train":
+            sets.append(load(name, split=train_split, root=root))
+        elif test_split is not None:
+            sets.append(load(name, split=test_split, root=root))
+    if not sets:
+        return None
+    return prepare_pool(sets[0] if len(sets) == 1 else mix(sets, image_size, 1, name=f"{source} {part}"), image_size)
 
 
 @dataclass

@@ -17,13 +17,12 @@ import torch
 from tqdm.auto import tqdm
 
 from raycl import RayclError
-from raycl.data import load
 from raycl.hyper.algorithm import PhenotypeOptimizer
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.models import build_model
 from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator
 from raycl.hyper.progress import ModelProgress, PhenotypeProgress, epoch_report, model_snapshot, restore_model
-from raycl.hyper.stream import prepare_pool
+from raycl.hyper.stream import meta_pool
 from raycl.runio import RunDir, torch_load, torch_save
 
 CHECKPOINT = "checkpoint.pt"
@@ -31,8 +30,7 @@ CHECKPOINT = "checkpoint.pt"
 
 def meta_train_pool(cfg: HyperConfig):
     """The hyper-task distribution: the source's meta-train classes, in the models' input form."""
-    split = {"glyphs": "background", "omniglot": "background"}.get(cfg.source)
-    return prepare_pool(load(cfg.source, split=split, root=cfg.data_root), cfg.image_size)
+    return meta_pool(cfg.source, "meta-train", cfg.image_size, cfg.data_root)
 
 
 def steps_per_epoch(cfg: HyperConfig) -> int:
