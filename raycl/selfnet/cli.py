@@ -73,6 +73,9 @@ def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987
     g.add_argument("--ae-lr", type=_floats, default=_floats(lr),
                    help="Adam learning rate of the AE per consolidation; the last repeats")
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
+    g.add_argument("--no-residual", dest="residual", action="store_false",
+                   help="code raw networks, not differences from the decoder's bias started at the first "
+                        "networks' mean (the default; see README)")
     g.add_argument("--ae-input", type=int, default=None,
                    help="AE input size n; larger networks are split into zero-padded n-long sub-vectors")
 
@@ -165,7 +168,7 @@ def _snconfig(args):
 
     return SelfNetConfig(args.latent, tuple(args.hidden), args.activation, args.buffer, tuple(args.thresholds),
                          args.contractive, args.ae_lr, args.max_iters, args.stop, args.ae_input, args.init_source,
-                         None if args.decoder_hidden is None else tuple(args.decoder_hidden))
+                         None if args.decoder_hidden is None else tuple(args.decoder_hidden), args.residual)
 
 
 def _run_continual(args, scaling: bool) -> int:

@@ -40,6 +40,7 @@ class SelfNetConfig:
     n: int | None = None  # AE input size; default: the task network's parameter count
     source: str = "first-batch-mean"  # where later task networks start (§2.3, §2.4.2)
     decoder_hidden: tuple[int, ...] | None = None  # None: mirror `hidden`
+    residual: bool = True  # code differences from the decoder's output bias (ContractiveAE.residual)
 
 
 def _mean(xs):
@@ -73,7 +74,8 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
     probe = make_tasknet(arch, num_outputs)
     length = sum(p.numel() for p in probe.parameters())
     sn = SelfNet(cfg.n or length, cfg.latent, cfg.hidden, cfg.activation, cfg.buffer_size, cfg.thresholds,
-                 cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, device=device, seed=seed, decoder_hidden=cfg.decoder_hidden)
+                 cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, device=device, seed=seed, decoder_hidden=cfg.decoder_hidden,
+                 residual=cfg.residual)
     originals: dict[int, tuple[torch.Tensor, float]] = {}
     source, rows, fits = None, [], []
     m = cfg.buffer_size
@@ -185,7 +187,7 @@ def single_batch_accuracy(originals: dict[int, tuple[torch.Tensor, float]], task
     keys = sorted(originals)
     sn = SelfNet(cfg.n or originals[keys[0]][0].numel(), cfg.latent, cfg.hidden, cfg.activation, len(keys),
                  (cfg.thresholds[-1],), cfg.lam, cfg.lr[0], cfg.max_iters, cfg.stop, seed=seed,
-                 decoder_hidden=cfg.decoder_hidden)
+                 decoder_hidden=cfg.decoder_hidden, residual=cfg.residual)
     fit = None
     for k in keys:
         fit = sn.add(f"t{k}", originals[k][0], NetMeta(arch, num_outputs, originals[k][0].numel())) or fit
