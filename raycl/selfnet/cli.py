@@ -218,7 +218,7 @@ def _run_continual(args, scaling: bool) -> int:
     summary = {
         "stream": args.stream, "data": args.data, "tasks": len(tasks), "arch": arch,
         "task_network_params": sn["storage"]["independent_floats"] // len(tasks),
-        "latent": args.latent, "buffer": args.buffer, "thresholds": list(args.thresholds),
+        "latent": args.latent, "buffer": args.buffer, "thresholds": list(args.thresholds), "residual": args.residual,
         "selfnet": {"final_reconstructed_acc": sn["final_reconstructed"], "final_original_acc": sn["final_original"],
                     "gap_points": 100 * (sn["final_original"] - sn["final_reconstructed"]),
                     "final_mean_cosine": sn["final_mean_cosine"], "consolidations": sn["fits"],
