@@ -332,7 +332,7 @@ def cmd_multiarch(args) -> int:
     vectors = [f for f, _ in mres] + [cifar]
     metas = [NetMeta(march, mout, f.numel()) for f, _ in mres] + [NetMeta(carch, cout, cifar.numel())]
     res = multi_arch(vectors, metas, list(mtasks) + [ctasks[0]], n, args.latent, args.thresholds[0], args.ae_lr[0],
-                     args.contractive, args.max_iters, args.activation, args.seed)
+                     args.contractive, args.max_iters, args.activation, args.seed, args.residual)
     curves = {f"{n:,}-input AE, 3 sub-vectors": h_split, f"{cifar.numel():,}-input AE, whole network": h_whole}
     run.rows = res["rows"]
     run.figure(plots.multi_arch(curves, res["rows"], "one AE, several architectures"), "multiarch.png")
@@ -341,6 +341,7 @@ def cmd_multiarch(args) -> int:
                "curve_seconds": {"split": t_split, "whole": t_whole},
                "ae_params": {"split": split_ae.num_params(), "whole": whole_ae.num_params()},
                "shared_ae": {"reached": fit.reached, "iterations": fit.iterations, "threshold": fit.threshold,
+                             "residual": args.residual,
                              "networks": res["rows"], "storage": res["storage"]}}
     for name, h in curves.items():
         for i, v in enumerate(h):

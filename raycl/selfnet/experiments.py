@@ -163,10 +163,11 @@ def curve(ae: ContractiveAE, vectors, iters: int, lr: float, lam: float) -> tupl
 
 
 def multi_arch(vectors: list[torch.Tensor], metas: list[NetMeta], tasks: list[Task], n: int, latent: int,
-               threshold: float, lr: float, lam: float, max_iters: int, activation: str = "elu", seed: int = 0) -> dict:
+               threshold: float, lr: float, lam: float, max_iters: int, activation: str = "elu", seed: int = 0,
+               residual: bool = True) -> dict:
     """One AE of input n holds networks of different architectures and sizes (split + padded)."""
     sn = SelfNet(n, latent, (), activation, buffer_size=len(vectors), thresholds=(threshold,), lam=lam, lr=lr,
-                 max_iters=max_iters, seed=seed)
+                 max_iters=max_iters, seed=seed, residual=residual)
     fit = None
     for i, (v, m) in enumerate(zip(vectors, metas)):
         fit = sn.add(f"n{i}", v, m) or fit
