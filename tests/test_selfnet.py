@@ -41,10 +41,10 @@ def test_flatten_and_load_round_trip():
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-@pytest.mark.parametrize("hidden", [(), (6,)])
-def test_contractive_penalty_matches_autograd_jacobian(activation, hidden):
+@pytest.mark.parametrize("hidden,residual", [((), False), ((6,), False), ((6,), True)])
+def test_contractive_penalty_matches_autograd_jacobian(activation, hidden, residual):
     torch.manual_seed(0)
-    ae = ContractiveAE(17, 3, hidden, activation).double()
+    ae = ContractiveAE(17, 3, hidden, activation, residual=residual).double()
     x = torch.randn(4, 17, dtype=torch.double)
     _, pre = ae.encode_pre(x)
     ours = ae.jacobian_sq_norm(pre)
@@ -108,6 +108,48 @@ def test_store_keeps_only_s_floats_per_task_and_recollects():
     assert torch.equal(back.recollect("t2"), sn.recollect("t2"))
     assert all(f.reached for f in sn.fits)
     assert sum(sn.fits[-1].cosines) / len(nets) >= 0.9
+
+
+def _finetuned(k, length, seed=0):
+    """k networks fine-tuned from one source: low-rank task-specific differences, ~15% of the norm."""
+    g = torch.Generator().manual_seed(seed)
+    source, basis = torch.randn(length, generator=g), torch.randn(4, length, generator=g)
+    return [source + 0.075 * (torch.randn(4, generator=g) @ basis) for _ in range(k)]
+
+
+def test_residual_ae_starts_at_the_centre_and_stores_nothing_more():
+    torch.manual_seed(0)
+    nets = _finetuned(3, 400)
+    plain, res = ContractiveAE(400, 3, (), "elu"), ContractiveAE(400, 3, (), "elu", residual=True)
+    assert res.num_params() == plain.num_params()  # the centre is the decoder's own bias
+    x = torch.stack(nets)
+    res.centre_on(x)
+    with torch.no_grad():
+        assert torch.equal(res.dec[-1].bias, x.mean(0))
+        assert all(cosine(r, x.mean(0)) > 0.999 for r in res(x))
+        # the encoder sees the difference from the centre: shifting the centre shifts the code's input
+        z = res.encode(x)
+        res.dec[-1].bias += 1.0
+        assert torch.allclose(res.encode(x + 1.0), z, atol=1e-5)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_residual_coding_folds_finetuned_networks_where_raw_coding_stalls():
+    # bench/selfnet.py's problem in small: buffer 1, every network's cosine >= 0.997 at every fold
+    def folds(residual):
+        torch.manual_seed(0)
+        sn = SelfNet(1000, 4, (), "elu", 1, (0.997,), 1e-6, 3e-3, 100, "min", "cpu", residual=residual)
+        for i, v in enumerate(_finetuned(4, 1000)):
+            sn.add(f"t{i}", v)
+        return sn
+
+    res, raw = folds(True), folds(False)
+    assert all(f.reached for f in res.fits) and all(min(f.cosines) >= 0.997 for f in res.fits)
+    assert res.fits[0].iterations == 0  # the first network is the centre itself
+    assert not any(f.reached for f in raw.fits[1:])  # the same AE coding raw networks hits the 100-update cap
+    back = SelfNet.from_state(res.state_dict())
+    assert back.ae.residual and torch.equal(back.recollect("t3"), res.recollect("t3"))
+    assert sum(t.numel() for t in res.latents.values()) == 4 * 4  # still s floats per task
 
 
 def test_store_errors_are_user_facing(tmp_path):

@@ -7,6 +7,13 @@ The encoder is a stack of dense layers with one elementwise activation σ, so
 J = D_L W_L ... D_1 W_1 with D_l = diag(σ'(a_l)): we compute it in closed form from the
 pre-activations, using the derivative of the activation actually used (the authors' code
 used the sigmoid's h(1-h) under tanh; here each activation brings its own σ').
+
+Residual coding (`residual=True`): the encoder sees x − b, b the decoder's output bias (a
+learned AE parameter, so no extra floats), and `centre_on` starts b at the networks' mean
+with a near-zero output layer. Networks fine-tuned from one source differ by ~15% of their
+norm; coded raw, that common part swamps the encoder's input and the untrained decoder's
+output (~10x the networks' scale), and Adam crawls (measured: 20 networks stall at cosine
+~0.996 after 1,500 updates; centred, they reach 0.997 in ~50).
 """
 
 from __future__ import annotations
@@ -34,8 +41,9 @@ class ContractiveAE(nn.Module):
     an s-dimensional affine subspace; a decoder hidden layer makes that a curved s-manifold."""
 
     def __init__(self, n: int, latent: int, hidden: tuple[int, ...] = (), activation: str = "tanh",
-                 decoder_hidden: tuple[int, ...] | None = None):
+                 decoder_hidden: tuple[int, ...] | None = None, residual: bool = False):
         super().__init__()
+        self.residual = residual
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation '{activation}'; choose one of: {', '.join(ACTIVATIONS)}")
         self.n, self.latent, self.hidden, self.activation = n, latent, tuple(hidden), activation
@@ -48,13 +56,15 @@ class ContractiveAE(nn.Module):
 
     def config(self) -> dict:
         return {"n": self.n, "latent": self.latent, "hidden": list(self.hidden), "activation": self.activation,
-                "decoder_hidden": list(self.decoder_hidden)}
+                "decoder_hidden": list(self.decoder_hidden), "residual": self.residual}
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     def encode_pre(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The latent code and every encoder layer's pre-activation."""
+        if self.residual:  # the centre is a constant of the input map: no gradient through it
+            x = x - self.dec[-1].bias.detach()
         pre = []
         for layer in self.enc:
             a = layer(x)
@@ -71,6 +81,13 @@ class ContractiveAE(nn.Module):
             if i < len(self.dec) - 1:
                 z = self._act(z)
         return z
+
+    @torch.no_grad()
+    def centre_on(self, x: torch.Tensor, weight_scale: float = 0.01) -> None:
+        """Start the decoder at the rows' mean: output bias = mean(x), output weights shrunk,
+        so the first recollections are the centre plus a small learned difference."""
+        self.dec[-1].bias.copy_(x.mean(0))
+        self.dec[-1].weight.mul_(weight_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))

@@ -73,6 +73,9 @@ def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987
     g.add_argument("--ae-lr", type=_floats, default=_floats(lr),
                    help="Adam learning rate of the AE per consolidation; the last repeats")
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
+    g.add_argument("--no-residual", dest="residual", action="store_false",
+                   help="code raw networks, not differences from the decoder's bias started at the first "
+                        "networks' mean (the default; see README)")
     g.add_argument("--ae-input", type=int, default=None,
                    help="AE input size n; larger networks are split into zero-padded n-long sub-vectors")
 
@@ -165,7 +168,7 @@ def _snconfig(args):
 
     return SelfNetConfig(args.latent, tuple(args.hidden), args.activation, args.buffer, tuple(args.thresholds),
                          args.contractive, args.ae_lr, args.max_iters, args.stop, args.ae_input, args.init_source,
-                         None if args.decoder_hidden is None else tuple(args.decoder_hidden))
+                         None if args.decoder_hidden is None else tuple(args.decoder_hidden), args.residual)
 
 
 def _run_continual(args, scaling: bool) -> int:
@@ -215,7 +218,7 @@ def _run_continual(args, scaling: bool) -> int:
     summary = {
         "stream": args.stream, "data": args.data, "tasks": len(tasks), "arch": arch,
         "task_network_params": sn["storage"]["independent_floats"] // len(tasks),
-        "latent": args.latent, "buffer": args.buffer, "thresholds": list(args.thresholds),
+        "latent": args.latent, "buffer": args.buffer, "thresholds": list(args.thresholds), "residual": args.residual,
         "selfnet": {"final_reconstructed_acc": sn["final_reconstructed"], "final_original_acc": sn["final_original"],
                     "gap_points": 100 * (sn["final_original"] - sn["final_reconstructed"]),
                     "final_mean_cosine": sn["final_mean_cosine"], "consolidations": sn["fits"],
@@ -329,7 +332,7 @@ def cmd_multiarch(args) -> int:
     vectors = [f for f, _ in mres] + [cifar]
     metas = [NetMeta(march, mout, f.numel()) for f, _ in mres] + [NetMeta(carch, cout, cifar.numel())]
     res = multi_arch(vectors, metas, list(mtasks) + [ctasks[0]], n, args.latent, args.thresholds[0], args.ae_lr[0],
-                     args.contractive, args.max_iters, args.activation, args.seed)
+                     args.contractive, args.max_iters, args.activation, args.seed, args.residual)
     curves = {f"{n:,}-input AE, 3 sub-vectors": h_split, f"{cifar.numel():,}-input AE, whole network": h_whole}
     run.rows = res["rows"]
     run.figure(plots.multi_arch(curves, res["rows"], "one AE, several architectures"), "multiarch.png")
@@ -338,6 +341,7 @@ def cmd_multiarch(args) -> int:
                "curve_seconds": {"split": t_split, "whole": t_whole},
                "ae_params": {"split": split_ae.num_params(), "whole": whole_ae.num_params()},
                "shared_ae": {"reached": fit.reached, "iterations": fit.iterations, "threshold": fit.threshold,
+                             "residual": args.residual,
                              "networks": res["rows"], "storage": res["storage"]}}
     for name, h in curves.items():
         for i, v in enumerate(h):

@@ -40,6 +40,7 @@ class SelfNetConfig:
     n: int | None = None  # AE input size; default: the task network's parameter count
     source: str = "first-batch-mean"  # where later task networks start (§2.3, §2.4.2)
     decoder_hidden: tuple[int, ...] | None = None  # None: mirror `hidden`
+    residual: bool = True  # code differences from the decoder's output bias (ContractiveAE.residual)
 
 
 def _mean(xs):
@@ -73,7 +74,8 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
     probe = make_tasknet(arch, num_outputs)
     length = sum(p.numel() for p in probe.parameters())
     sn = SelfNet(cfg.n or length, cfg.latent, cfg.hidden, cfg.activation, cfg.buffer_size, cfg.thresholds,
-                 cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, device=device, seed=seed, decoder_hidden=cfg.decoder_hidden)
+                 cfg.lam, cfg.lr, cfg.max_iters, cfg.stop, device=device, seed=seed, decoder_hidden=cfg.decoder_hidden,
+                 residual=cfg.residual)
     originals: dict[int, tuple[torch.Tensor, float]] = {}
     source, rows, fits = None, [], []
     m = cfg.buffer_size
@@ -161,10 +163,11 @@ def curve(ae: ContractiveAE, vectors, iters: int, lr: float, lam: float) -> tupl
 
 
 def multi_arch(vectors: list[torch.Tensor], metas: list[NetMeta], tasks: list[Task], n: int, latent: int,
-               threshold: float, lr: float, lam: float, max_iters: int, activation: str = "elu", seed: int = 0) -> dict:
+               threshold: float, lr: float, lam: float, max_iters: int, activation: str = "elu", seed: int = 0,
+               residual: bool = True) -> dict:
     """One AE of input n holds networks of different architectures and sizes (split + padded)."""
     sn = SelfNet(n, latent, (), activation, buffer_size=len(vectors), thresholds=(threshold,), lam=lam, lr=lr,
-                 max_iters=max_iters, seed=seed)
+                 max_iters=max_iters, seed=seed, residual=residual)
     fit = None
     for i, (v, m) in enumerate(zip(vectors, metas)):
         fit = sn.add(f"n{i}", v, m) or fit
@@ -185,7 +188,7 @@ def single_batch_accuracy(originals: dict[int, tuple[torch.Tensor, float]], task
     keys = sorted(originals)
     sn = SelfNet(cfg.n or originals[keys[0]][0].numel(), cfg.latent, cfg.hidden, cfg.activation, len(keys),
                  (cfg.thresholds[-1],), cfg.lam, cfg.lr[0], cfg.max_iters, cfg.stop, seed=seed,
-                 decoder_hidden=cfg.decoder_hidden)
+                 decoder_hidden=cfg.decoder_hidden, residual=cfg.residual)
     fit = None
     for k in keys:
         fit = sn.add(f"t{k}", originals[k][0], NetMeta(arch, num_outputs, originals[k][0].numel())) or fit

@@ -90,17 +90,21 @@ class SelfNet:
 
     thresholds[i] and lr[i] are the cosine threshold and Adam learning rate of the (i+1)-th
     consolidation; the last one repeats (the Split-MNIST scaling runs use thresholds 0.9996,
-    0.987, 0.986, and the authors' code Adam 3e-3 for the first batch, then 1e-4)."""
+    0.987, 0.986, and the authors' code Adam 3e-3 for the first batch, then 1e-4).
+
+    residual=True codes every network as a difference from the decoder's output bias, which
+    the first consolidation starts at its networks' mean (`ContractiveAE.centre_on`); the
+    store still holds only the AE and s floats per sub-vector."""
 
     def __init__(self, n: int, latent: int, hidden=(), activation: str = "tanh", buffer_size: int = 1,
                  thresholds=(0.997,), lam: float = 1e-4, lr: float = 1e-3, max_iters: int = 5000,
-                 stop: str = "mean", device=None, seed: int = 0, decoder_hidden=None):
+                 stop: str = "mean", device=None, seed: int = 0, decoder_hidden=None, residual: bool = False):
         if buffer_size < 1:
             raise RayclError(f"buffer size must be at least 1, got {buffer_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.ae = ContractiveAE(n, latent, tuple(hidden), activation, decoder_hidden).to(self.device)
+            self.ae = ContractiveAE(n, latent, tuple(hidden), activation, decoder_hidden, residual).to(self.device)
         self.buffer_size, self.thresholds = buffer_size, tuple(thresholds)
         self.lr = tuple(lr) if isinstance(lr, (tuple, list)) else (float(lr),)
         self.lam, self.max_iters, self.stop = lam, max_iters, stop
@@ -135,6 +139,8 @@ class SelfNet:
             vectors.append(flat)
             self.meta[key] = meta
         stage = len(self.fits)
+        if stage == 0 and self.ae.residual:  # a fresh AE: start it at the first networks' centre
+            self.ae.centre_on(torch.cat([split_pad(v, self.ae.n) for v in vectors]).to(self.device))
         threshold = self.thresholds[min(stage, len(self.thresholds) - 1)]
         lr = self.lr[min(stage, len(self.lr) - 1)]
         result = fit_ae(self.ae, vectors, threshold, self.lam, lr, self.max_iters, self.stop, progress)
@@ -202,7 +208,7 @@ class SelfNet:
         try:
             cfg, settings = state["ae_config"], state["settings"]
             net = cls(cfg["n"], cfg["latent"], cfg["hidden"], cfg["activation"], device=device,
-                      decoder_hidden=cfg["decoder_hidden"], **settings)
+                      decoder_hidden=cfg["decoder_hidden"], residual=cfg.get("residual", False), **settings)
             net.ae.load_state_dict(state["ae_state"])
             net.latents = {k: v.float() for k, v in state["latents"].items()}
             net.meta = {k: NetMeta(**m) for k, m in state["meta"].items()}
