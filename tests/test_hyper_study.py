@@ -45,6 +45,28 @@ def test_learning_rates_are_chosen_without_touching_meta_test_or_meta_eval():
     assert {r["set"] for r in rows} == {"meta-train", "meta-test", "meta-eval"}
 
 
+def test_a_cached_deployment_is_read_back_only_for_the_same_network_and_data(tmp_path, monkeypatch):
+    import raycl.hyper.evaluate as ev
+
+    cfg = preset("tiny", deploy_i=2, deploy_holdout=2)
+    model, theta0, phi0 = build_model(cfg)
+    sets = {"meta-train": _pool("tr", 12, 0), "meta-eval": _pool("ev", 10, 2)}
+    a = [Contender("a", model, theta0, phi0)]
+    fresh = compare(a, sets, cfg, 3, seeds=2, lrs=(0.1, 1.0), progress=False)
+    assert compare(a, sets, cfg, 3, seeds=2, lrs=(0.1, 1.0), progress=False, cache=tmp_path) == fresh
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+    def no_deploying(*args, **kwargs):
+        raise AssertionError("deployed again")
+
+    monkeypatch.setattr(ev, "run_contender", no_deploying)
+    assert compare(a, sets, cfg, 3, seeds=2, lrs=(0.1, 1.0), progress=False, cache=tmp_path) == fresh
+    other_phi = {n: p + 0.01 for n, p in phi0.items()}
+    with pytest.raises(AssertionError, match="deployed again"):
+        compare([Contender("a", model, theta0, other_phi)], sets, cfg, 3, seeds=2, lrs=(0.1, 1.0), progress=False,
+                cache=tmp_path)
+
+
 def test_report_hyper_compares_every_run_with_its_baselines_and_iid_control(tmp_path):
     from raycl.cli import main
 
@@ -56,6 +78,8 @@ def test_report_hyper_compares_every_run_with_its_baselines_and_iid_control(tmp_
     assert "through 2 steps" in md
     for contender in ("IID control", "random phenotype g=1.5", "random phenotype g=2.0", "tanh MLP", "iid replay (500)"):
         assert f"| {contender} |" in md
+    # the five baselines of the two same-shaped runs were deployed once (hyper-trained and IID control: twice)
+    assert len(list((tmp_path / ".deployments").glob("*.json"))) == 5 + 2 + 2
     for run in ("first-order", "through-2"):
         assert (tmp_path / run / "iid-control" / "checkpoint.pt").exists()
         assert (tmp_path / run / "report_cosine.png").stat().st_size > 0

@@ -142,6 +142,9 @@ def register_report(sub) -> None:
     h.add_argument("--no-iid-control", action="store_true",
                    help="do not train missing IID controls (existing RUN/iid-control checkpoints are still used)")
     h.add_argument("--threads", type=int, default=1, help="torch threads")
+    h.add_argument("--cache", default=None,
+                   help="folder of deployment results shared between reports (default RESULTS/.deployments): a "
+                        "baseline deployed before with the same network, settings and data is read back")
     h.set_defaults(func=cmd_report_hyper)
 
 
@@ -152,6 +155,7 @@ def cmd_report_hyper(args) -> int:
 
     torch.set_num_threads(args.threads)
     out = report_hyper(Path(args.results), Path(args.out) if args.out else None, tuple(args.d or (5, 10)),
-                       args.seeds, args.eval_source, args.eval_root, train_control=not args.no_iid_control)
+                       args.seeds, args.eval_source, args.eval_root, train_control=not args.no_iid_control,
+                       cache=Path(args.cache) if args.cache else None)
     print(f"wrote {out}")
     return 0

@@ -3,8 +3,10 @@ learning rate chosen on meta-train classes only, on meta-train, meta-test and me
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -15,6 +17,7 @@ from raycl.hyper.algorithm import Params
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.deploy import DEFAULT_LRS, deploy, deploy_replay, deployment_streams
 from raycl.hyper.stream import meta_pool, prepare_pool
+from raycl.runio import read_json, write_json
 
 SELECT_SEED = 100_000  # deployment sequences for choosing a learning rate (meta-train only)
 EVAL_SEED = 200_000  # deployment sequences that are reported
@@ -73,23 +76,71 @@ def select_lr(c: Contender, pool, cfg: HyperConfig, d: int, lrs=DEFAULT_LRS, n_s
     return max(scores, key=scores.get), scores
 
 
+def _feed(h, x) -> None:
+    if isinstance(x, torch.Tensor):
+        h.update(f"{tuple(x.shape)}{x.dtype}".encode())
+        h.update(x.detach().cpu().contiguous().numpy().tobytes())
+    elif isinstance(x, dict):
+        for k in sorted(x):
+            h.update(str(k).encode())
+            _feed(h, x[k])
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            _feed(h, v)
+    else:
+        h.update(repr(x).encode())
+
+
+def deployment_key(c: Contender, sets: dict, cfg: HyperConfig, d: int, seeds: int, lrs, criterion: str) -> str:
+    """Everything a contender's deployment results depend on, hashed: its network (structure,
+    θ0, φ), how it deploys, the deployment settings, and the data of every set."""
+    h = hashlib.sha256()
+    deploy_cfg = {f: getattr(cfg, f) for f in ("k", "deploy_i", "deploy_holdout", "mode", "n_outputs")}
+    _feed(h, [c.name, c.kind, c.budget, repr(c.model), c.theta0, c.phi, deploy_cfg, d, seeds, list(lrs), criterion,
+              SELECT_SEED, EVAL_SEED, {n: [p.images, p.labels] for n, p in sets.items()}])
+    return h.hexdigest()[:32]
+
+
+def _read_cached(path: Path | None) -> dict | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        return read_json(path)
+    except RayclError:  # a damaged cache entry is deployed again and rewritten
+        return None
+
+
 def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, seeds: int = 5,
-            lrs=DEFAULT_LRS, criterion: str = "memory", progress: bool = True) -> tuple[list[dict], dict]:
-    """Rows (contender, set, seed, task, metrics) and the chosen learning rates."""
+            lrs=DEFAULT_LRS, criterion: str = "memory", progress: bool = True,
+            cache: Path | None = None) -> tuple[list[dict], dict]:
+    """Rows (contender, set, seed, task, metrics) and the chosen learning rates. With `cache`
+    (a folder), a contender deployed before with exactly the same network, settings and data
+    (a baseline shared by several runs) is read back instead of deployed again."""
     if cfg.mode == "supervised" and d > cfg.n_outputs:
         raise RayclError(f"d={d} exceeds the network's {cfg.n_outputs} class outputs; deploy with --d <= {cfg.n_outputs}")
     rows, chosen = [], {}
     total = len(contenders) * (1 + len(sets))
     bar = tqdm(total=total, desc=f"deploying (d={d})", disable=not progress)
     for c in contenders:
+        path = cache / f"{deployment_key(c, sets, cfg, d, seeds, lrs, criterion)}.json" if cache else None
+        hit = _read_cached(path)
+        if hit is not None:
+            rows += hit["rows"]
+            chosen[c.name] = {"lr": hit["lr"], "selection_scores": {float(k): v for k, v in hit["scores"].items()}}
+            bar.update(1 + len(sets))
+            continue
         lr, scores = select_lr(c, sets["meta-train"], cfg, d, lrs, criterion=criterion)
         chosen[c.name] = {"lr": lr, "selection_scores": scores}
         bar.update()
+        mine = []
         for set_name, pool in sets.items():
             for s, stream in enumerate(deployment_streams(pool, seeds, d, cfg.deploy_i, cfg.deploy_holdout, EVAL_SEED)):
                 for r in run_contender(c, stream, cfg, lr, EVAL_SEED + s):
-                    rows.append({"contender": c.name, "set": set_name, "seed": s, "d": d, "lr": lr, **r})
+                    mine.append({"contender": c.name, "set": set_name, "seed": s, "d": d, "lr": lr, **r})
             bar.update()
+        rows += mine
+        if path is not None:
+            write_json(path, {"rows": mine, "lr": lr, "scores": scores})
     bar.close()
     return rows, chosen
 

@@ -157,7 +157,7 @@ def _pct(m: dict) -> str:
 
 
 def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits", eval_root=None,
-              progress: bool = True, train_control: bool = True) -> dict:
+              progress: bool = True, train_control: bool = True, cache: Path | None = None) -> dict:
     ckpt = load_checkpoint(run)
     with_control = (train_control or (run / "iid-control" / CHECKPOINT).exists()) and ckpt["config"]["order"] == "sequential"
     key = {"epochs": ckpt["epoch"], "ds": list(ds), "seeds": seeds, "eval_source": eval_source, "iid_control": with_control}
@@ -170,7 +170,7 @@ def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits
     study = {"run": str(run), "key": key, "config": cfg.to_dict(), "epochs": ckpt["epoch"], "by_d": {}}
     all_rows, diag_rows = [], []
     for d in ds:
-        rows, chosen = compare(contenders, sets, cfg, d, seeds, progress=progress)
+        rows, chosen = compare(contenders, sets, cfg, d, seeds, progress=progress, cache=cache)
         all_rows += rows
         summ = summarize(rows, chosen)
         lrs = {c: v["lr"] for c, v in chosen.items()}
@@ -322,12 +322,14 @@ def write_report(results: Path, studies: list[dict], out: Path) -> Path:
 
 
 def report_hyper(results: Path, out: Path | None = None, ds=(5, 10), seeds: int = 20, eval_source: str = "digits",
-                 eval_root=None, progress: bool = True, train_control: bool = True) -> Path:
+                 eval_root=None, progress: bool = True, train_control: bool = True, cache: Path | None = None) -> Path:
     runs = [r for r in find_runs(results) if r.name != "iid-control"]
     studies = []
     for run in tqdm(runs, desc="runs", disable=not progress or len(runs) == 1):
         cfg = HyperConfig.from_dict(load_checkpoint(run)["config"])
         if cfg.mode != "supervised":
             continue
-        studies.append(run_study(run, ds, seeds, eval_source, eval_root, progress, train_control))
+        # baselines shared by runs of one architecture are deployed once
+        studies.append(run_study(run, ds, seeds, eval_source, eval_root, progress, train_control,
+                                 cache=cache or results / ".deployments"))
     return write_report(results, studies, out or results / "report.md")
