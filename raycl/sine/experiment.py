@@ -390,7 +390,7 @@ def run_seeds(out: str | Path, cfg: SineConfig, seeds: list[int], runner, **kwar
     out = Path(out)
     handles = [runner.submit(seed_job, out / f"seed_{s}", cfg, s, **kwargs) for s in seeds]
     per_seed = runner.gather(handles, desc="seeds")
-    summary = {"config": cfg.to_dict(), **{k: v for k, v in kwargs.items() if k != "variants"},
+    summary = {"config": cfg.to_dict(), **kwargs,
                **seeds_summary(per_seed)}
     rows = [
         {"seed": s["seed"], "variant": v, "function": f, "whole_function_mse": w, "seen_data_mse": m}
