@@ -2,8 +2,9 @@
 
     ray job submit --working-dir . -- python jobs/sine.py --out runs/sine [raycl sine options]
 
-It runs in the job's driver process (one target function at a time is inherently
-sequential); every option of `raycl sine --help` is accepted.
+One meta-training is inherently sequential (one target function at a time) and runs in the
+job's driver; independent ones (`--seeds N`, `--compare sharing channels`) run as Ray tasks
+on the cluster. Every option of `raycl sine --help` is accepted.
 """
 
 import sys

@@ -203,3 +203,90 @@ def test_run_checkpoint_holds_theta0(tmp_path):
         assert all(torch.equal(ck["theta0"][k], v) for k, v in fresh.theta0.items())
     model = model_from_checkpoint(ck)
     assert ck["meta"]["epoch"] == 1 and model(torch.zeros(3, 1)).shape == (3, 1)
+
+
+def _fake_seed(seed, meta, rand):
+    """A run summary as SineExperiment writes it, reduced to what seeds_summary reads."""
+    dep = {}
+    for v, vals in (("meta_fixed", meta), ("random_fixed", rand)):
+        dep[v] = {"whole_function_mse": {"mean": float(np.mean(vals))},
+                  "per_function": {"whole_function_mse": list(vals), "seen_data_mse": list(vals)}}
+    return {"seed": seed, "deployment": dep, "meta_training": {"memory_loss_last25": 0.01}, "seconds": 1.0,
+            "cpu_seconds": 1.0}
+
+
+def test_seeds_summary_reports_both_spreads():
+    from raycl.sine.experiment import seeds_summary
+
+    # seed means: meta .1/.2 (std .0707), random .5/.9 (std .283); pooled functions: random std .337
+    s = seeds_summary([_fake_seed(0, [0.1, 0.1], [0.2, 0.8]), _fake_seed(1, [0.1, 0.3], [0.9, 0.9])])
+    ms = s["must_show"]
+    assert ms["meta_learned"]["over_seeds"]["per_seed_mean"] == pytest.approx([0.1, 0.2])
+    assert ms["random"]["over_seeds"]["std"] == pytest.approx(np.std([0.5, 0.9], ddof=1))
+    assert ms["random"]["pooled_functions"]["std"] == pytest.approx(np.std([0.2, 0.8, 0.9, 0.9], ddof=1))
+    assert ms["difference_random_minus_meta"] == pytest.approx(0.55)
+    fn, sd = ms["checks"]["per_function_spread"], ms["checks"]["across_seed_spread"]
+    assert fn["spread"] == pytest.approx(np.std([0.2, 0.8, 0.9, 0.9], ddof=1)) and fn["meta_lower_by_more_than_spread"]
+    assert sd["spread"] == pytest.approx(np.std([0.5, 0.9], ddof=1)) and sd["meta_lower_by_more_than_spread"]
+    assert "per-function" in fn["spread_used"] and "per-seed mean" in sd["spread_used"]
+    d = ms["paired_per_function"]
+    assert d["median"] == pytest.approx(np.median([0.1, 0.7, 0.8, 0.6])) and d["functions_where_meta_is_better"] == 4
+    assert ms["paired_per_seed"]["per_seed"] == pytest.approx([0.4, 0.7])
+    # a wide spread over seeds fails that check only
+    wide = seeds_summary([_fake_seed(0, [0.1, 0.1], [0.2, 0.2]), _fake_seed(1, [0.1, 0.1], [1.2, 1.2])])
+    assert not wide["must_show"]["checks"]["across_seed_spread"]["meta_lower_by_more_than_spread"]
+
+
+def test_sine_cli_seeds_in_process(tmp_path):
+    out = tmp_path / "run"
+    args = ["sine", "--preset", "quick", "--out", str(out), "--no-progress", "--epochs", "2", "--seeds", "2",
+            "--seed", "3", "--no-ray", "--variants", "meta_fixed,random_fixed"]
+    assert main(args) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["seeds"] == [3, 4]
+    one = [json.loads((out / f"seed_{k}" / "summary.json").read_text()) for k in (3, 4)]
+    # each seed has its own unseen functions and its own meta-training
+    f3, f4 = (o["deployment"]["random_fixed"]["per_function"]["whole_function_mse"] for o in one)
+    assert f3 != f4 and len(f3) == 3
+    assert s["deployment"]["random_fixed"]["over_seeds"]["per_seed_mean"] == pytest.approx([np.mean(f3), np.mean(f4)])
+    assert s["deployment"]["random_fixed"]["pooled_functions"]["n"] == 6
+    df = read_parquet(out / "per_function.parquet")
+    assert len(df) == 2 * 2 * 3 and set(df.seed) == {3, 4}
+    assert (out / "seeds.png").stat().st_size > 0 and (out / "seed_4" / "fig5_5.png").exists()
+    # the first seed alone reproduces its repeat exactly
+    assert main(["sine", "--preset", "quick", "--out", str(tmp_path / "alone"), "--no-progress", "--epochs", "2",
+                 "--seed", "3", "--variants", "meta_fixed,random_fixed"]) == 0
+    alone = json.loads((tmp_path / "alone" / "summary.json").read_text())
+    assert alone["deployment"]["random_fixed"]["per_function"] == one[0]["deployment"]["random_fixed"]["per_function"]
+    assert main(["sine", "--preset", "quick", "--out", str(out), "--seeds", "2", "--compare", "sharing"]) == 2
+
+
+def test_compare_sharing_in_process(tmp_path):
+    out = tmp_path / "run"
+    args = ["sine", "--preset", "quick", "--out", str(out), "--no-progress", "--epochs", "2", "--no-ray",
+            "--compare", "sharing", "--variants", "meta_fixed,random_fixed"]
+    assert main(args) == 0
+    s = json.loads((out / "summary.json").read_text())
+    c = s["compare_sharing"]
+    assert set(c) == {"net0", "net1", "net2"}
+    # net0 is the main run, reused; net1/net2 are their own meta-trainings
+    assert c["net0"]["per_function"] == s["deployment"]["meta_fixed"]["per_function"]
+    assert c["net1"]["per_function"] != c["net0"]["per_function"]
+    assert (out / "fig5_4.png").stat().st_size > 0 and (out / "checkpoints" / "sharing_net2" / "phenotype.pt").exists()
+    df = read_parquet(out / "metrics.parquet")
+    assert (df[df.phase == "meta"].run.value_counts().to_dict()) == {"main": 2, "sharing:net1": 2, "sharing:net2": 2}
+
+
+@pytest.mark.slow
+def test_ray_comparisons_match_in_process(tmp_path):
+    import ray
+
+    base = ["sine", "--preset", "quick", "--no-progress", "--epochs", "2", "--compare", "channels",
+            "--variants", "meta_fixed", "--num-cpus", "2"]
+    try:
+        assert main([*base, "--out", str(tmp_path / "ray")]) == 0
+    finally:
+        ray.shutdown()
+    assert main([*base, "--out", str(tmp_path / "local"), "--no-ray"]) == 0
+    a, b = (json.loads((tmp_path / k / "summary.json").read_text())["compare_channels"] for k in ("ray", "local"))
+    assert a["1"]["per_function"] == b["1"]["per_function"]

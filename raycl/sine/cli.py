@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "each new function. Deployment: unseen functions, φ frozen (or plastic), only θ learns.\n"
             "Writes RUN/metrics.parquet, RUN/tb/, RUN/summary.json, RUN/fig5_2.png, RUN/fig5_5.png,\n"
             "RUN/meta_training.png and RUN/checkpoints/phenotype.pt (for `raycl activation`).\n"
+            "Independent repeats: --seeds 4 runs seeds S..S+3 as Ray tasks into RUN/seed_S/ and pools them in\n"
+            "RUN/summary.json, RUN/per_function.parquet and RUN/seeds.png. --compare meta-trains its\n"
+            "variants as Ray tasks beside the main run.\n"
             "Deployment variants (Fig 5.5): " + ", ".join(f"{k} ({v})" for k, v in VARIANTS.items())
         ),
     )
@@ -48,7 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "n_channels sweep (several meta-trainings); quick: a seconds-long smoke run")
     p.add_argument("--epochs", type=int, default=None, help="meta-epochs, one target function each (default 300)")
     p.add_argument("--deploy-functions", type=int, default=None, help="unseen deployment functions (default 25)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed (with --seeds N: the first of N consecutive seeds)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="independent repeats: N seeds, each meta-trains its own phenotype and deploys it on its own "
+                        "unseen functions (RUN/seed_S/); RUN/summary.json pools them (spread over functions and "
+                        "over per-seed means). Run in parallel as Ray tasks unless --no-ray")
     p.add_argument("--sharing", choices=["net0", "net1", "net2"], default="net0",
                    help="net0 one phenotype, net1 one per layer, net2 one per DAN")
     p.add_argument("--n-channels", type=int, default=None, help="synaptic vector size = phenotype inputs (40)")
@@ -75,6 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ckpt-every", type=int, default=None, help="checkpoint φ every N meta-epochs (50)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1: batch-1 steps are too small to split)")
+    p.add_argument("--no-ray", action="store_true",
+                   help="run the seeds / comparisons in this process, one after another (default: Ray tasks)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sine)
 
@@ -109,12 +120,28 @@ def cmd_sine(args) -> int:
     deploy_functions = pick("deploy_functions", 25)
     if deploy_functions < 2:
         raise RayclError("--deploy-functions must be at least 2 (a std needs two)")
+    if args.seeds < 1:
+        raise RayclError("--seeds must be at least 1")
+    compare = pick("compare", [])
+    if args.seeds > 1 and compare:
+        raise RayclError("--compare runs with one seed: drop --seeds (or run the comparisons separately, "
+                         "e.g. raycl sine --compare sharing --out RUN2)")
     torch.set_num_threads(max(1, args.threads))
-    exp = SineExperiment(
-        args.out, cfg, epochs=pick("epochs", 300), deploy_functions=deploy_functions, seed=args.seed,
-        variants=variants, compare=pick("compare", []), channels=channels, ckpt_every=pick("ckpt_every", 50),
-        progress=not args.no_progress,
-    )
+    kwargs = dict(epochs=pick("epochs", 300), deploy_functions=deploy_functions, variants=variants,
+                  compare=compare, channels=channels, ckpt_every=pick("ckpt_every", 50))
+    runner = None
+    if args.seeds > 1 or compare:
+        from raycl.sine.parallel import Runner
+
+        runner = Runner(use_ray=not args.no_ray, address=args.address, num_cpus=args.num_cpus,
+                        threads=args.threads, progress=not args.no_progress)
+    if args.seeds > 1:
+        from raycl.sine.experiment import run_seeds
+
+        s = run_seeds(args.out, cfg, list(range(args.seed, args.seed + args.seeds)), runner, **kwargs)
+        _print_seeds(args.out, s)
+        return 0
+    exp = SineExperiment(args.out, cfg, seed=args.seed, progress=not args.no_progress, runner=runner, **kwargs)
     s = exp()
     print(f"run folder: {args.out}  ({s['seconds']:.0f} s)")
     print(f"meta-training memory loss: first 25 epochs {s['meta_training']['memory_loss_first25']:.4f}, "
@@ -123,8 +150,33 @@ def cmd_sine(args) -> int:
         if v != "variant_names":
             w = st["whole_function_mse"]
             print(f"deploy {v:<22} whole-function MSE {w['mean']:.4f} ± {w['std']:.4f}  (n={w['n']})")
+    for kind in ("sharing", "channels"):
+        for key, st in s.get(f"compare_{kind}", {}).items():
+            w = st["whole_function_mse"]
+            print(f"compare {kind} {key:<6} memory loss (last 25) {st['memory_loss_last25']:.4f}, deploy "
+                  f"whole-function MSE {w['mean']:.4f} ± {w['std']:.4f} (median {w['median']:.4f})")
     if "must_show" in s:
         m = s["must_show"]
         print(f"meta-learned lower than random by {m['difference_random_minus_meta']:.4f}; "
-              f"more than the spread: {m['meta_lower_by_more_than_spread']}")
+              f"more than the spread ({m['spread_used']}, {m['spread_max_std']:.4f}): "
+              f"{m['meta_lower_by_more_than_spread']}")
     return 0
+
+
+def _print_seeds(out, s: dict) -> None:
+    print(f"run folder: {out}  ({s['seconds']:.0f} s wall; {s['cpu_seconds_per_seed']['mean']:.0f} CPU-s per seed)")
+    for v, st in s["deployment"].items():
+        if v in ("variant_names", "what"):
+            continue
+        p, o = st["pooled_functions"], st["over_seeds"]
+        per = ", ".join(f"{x:.4f}" for x in o["per_seed_mean"])
+        print(f"deploy {v:<22} over functions {p['mean']:.4f} ± {p['std']:.4f} (n={p['n']}, median "
+              f"{p['median']:.4f}); over seeds {o['mean']:.4f} ± {o['std']:.4f} (per seed {per})")
+    if "must_show" in s:
+        m = s["must_show"]
+        for name, c in m["checks"].items():
+            print(f"must-show, {name}: difference {c['difference']:.4f} vs spread {c['spread']:.4f} "
+                  f"({c['spread_used']}): lower by more than the spread: {c['meta_lower_by_more_than_spread']}")
+        d = m["paired_per_function"]
+        print(f"paired per function: {d['mean']:.4f} ± {d['std']:.4f} (s.e. {d['standard_error']:.4f}, median "
+              f"{d['median']:.4f}); meta-learned better on {d['functions_where_meta_is_better']}/{d['n']}")

@@ -12,7 +12,7 @@ import torch
 
 from raycl.dan import DANNetwork, load_into, snapshot, split_parameters
 from raycl.dan.checkpoint import save_phenotype
-from raycl.runio import RunDir
+from raycl.runio import RunDir, save_figure, write_json, write_parquet
 from raycl.sine import plots
 from raycl.sine.meta import SineConfig, SineLearner, deploy, meta_train
 from raycl.sine.tasks import sample_function, sample_stream, whole_function_grid
@@ -33,9 +33,59 @@ def _row(**kw) -> dict:
     return {k: kw.get(k) for k in ROW_KEYS}
 
 
-def _stats(vals) -> dict:
+def _stats(vals, median: bool = False) -> dict:
     a = np.asarray(vals, dtype=float)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
+    out = {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
+    if median:
+        out["median"] = float(np.median(a))
+    return out
+
+
+def meta_train_phenotype(
+    cfg: SineConfig, epochs: int, init_seed: int, train_seed: int, ckdir: Path | None = None,
+    ckpt_every: int = 0, name: str = "main", on_epoch=None,
+) -> tuple[SineLearner, dict, list[dict]]:
+    """Meta-train from the seeded θ0/φ0. Returns the learner (φ = φ*, θ = θ0), φ0 and one record
+    per meta-epoch (whole-function, memory and mean task loss after the last sub-task).
+    Checkpoints φ (with θ0) to `ckdir` every `ckpt_every` meta-epochs."""
+    learner = SineLearner.build(cfg, torch.Generator().manual_seed(init_seed))
+    phi0 = snapshot(learner.phi)
+    history: list[dict] = []
+
+    def hook(epoch: int, rec: dict) -> None:
+        history.append({"epoch": epoch, "total": rec["total"][-1], "memory": rec["memory"][-1],
+                        "task": float(np.mean(rec["task"]))})
+        if ckdir is not None and ckpt_every and (epoch % ckpt_every == 0 or epoch == epochs):
+            meta = dict(epoch=epoch, run=name, config=cfg.to_dict(),
+                        memory_loss_last25=float(np.mean([h["memory"] for h in history[-25:]])))
+            # θ is mid-function here: store the θ0 every function starts from
+            save_phenotype(ckdir / "phenotype.pt", learner.model, learner.theta0, **meta)
+            if epoch % ckpt_every == 0:
+                save_phenotype(ckdir / f"phenotype_e{epoch:05d}.pt", learner.model, learner.theta0, **meta)
+        if on_epoch is not None:
+            on_epoch(epoch, history)
+
+    learner.reset_theta()
+    meta_train(learner, cfg, np.random.default_rng(train_seed), epochs, hook)
+    learner.reset_theta()  # the checkpointed θ0 is the deployment start
+    return learner, phi0, history
+
+
+def compare_job(name: str, cfg: SineConfig, epochs: int, init_seed: int, train_seed: int, streams,
+                ckdir: Path | None, ckpt_every: int) -> dict:
+    """One meta-training of a Fig 5.4 / n_channels comparison and its deployment with φ* fixed
+    (a Ray task: returns plain data)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    learner, _, history = meta_train_phenotype(cfg, epochs, init_seed, train_seed, ckdir, ckpt_every, name)
+    recs = deploy(learner, snapshot(learner.phi), streams)
+    return {"history": history, "deploy": recs, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0}
+
+
+def seed_job(out: str | Path, cfg: SineConfig, seed: int, **kwargs) -> dict:
+    """One independent repeat (a Ray task): meta-train this seed's phenotype from its own θ0/φ0,
+    deploy it on this seed's unseen functions, write `out`; returns the run's summary."""
+    return SineExperiment(out, cfg, seed=seed, progress=False, **kwargs)()
 
 
 class SineExperiment:
@@ -51,11 +101,13 @@ class SineExperiment:
         channels=(1, 5, 10, 20, 40),
         ckpt_every: int = 50,
         progress: bool = True,
+        runner=None,
     ):
         self.run = RunDir(out)
         self.cfg, self.epochs, self.n_deploy, self.seed = cfg, int(epochs), int(deploy_functions), int(seed)
         self.variants, self.compare, self.channels = tuple(variants), tuple(compare), tuple(channels)
         self.ckpt_every, self.progress = int(ckpt_every), progress
+        self.runner = runner  # runs the comparisons' meta-trainings (default: in this process)
         ss = np.random.SeedSequence(self.seed)
         self.init_seed, self.train_seed, self.deploy_seed, self.random_seed = (
             int(s.generate_state(1)[0]) for s in ss.spawn(4)
@@ -73,37 +125,31 @@ class SineExperiment:
         streams = [sample_stream(fn, rng, cfg.n_subtasks, cfg.samples_per_task) for fn in fns]
         return fns, [(s, whole_function_grid(fn, cfg.grid_points)) for fn, s in zip(fns, streams)]
 
-    def train_one(self, name: str, cfg: SineConfig) -> tuple[SineLearner, dict, list[float]]:
-        """Meta-train from the run's seeded θ0/φ0; returns the learner (φ = φ*), φ0 and the
-        per-epoch memory loss after the last sub-task."""
-        learner = SineLearner.build(cfg, torch.Generator().manual_seed(self.init_seed))
-        phi0 = snapshot(learner.phi)
-        curve: list[float] = []
-        ckdir = self.run.path / "checkpoints" / ("" if name == "main" else name.replace(":", "_"))
+    def _ckdir(self, name: str) -> Path:
+        return self.run.path / "checkpoints" / ("" if name == "main" else name.replace(":", "_"))
+
+    def train_one(self, name: str, cfg: SineConfig) -> tuple[SineLearner, dict, list[dict]]:
+        """Meta-train in this process from the run's seeded θ0/φ0 (progress bar), log it."""
         bar = self._bar(self.epochs, f"meta-train {name}")
 
-        def on_epoch(epoch: int, rec: dict) -> None:
-            curve.append(rec["memory"][-1])
-            self.run.log(**_row(phase="meta", run=name, epoch=epoch, total_loss=rec["total"][-1],
-                                memory_loss=rec["memory"][-1], task_loss=float(np.mean(rec["task"]))))
-            self.run.scalar(f"meta/{name}/memory_loss", rec["memory"][-1], epoch)
-            self.run.scalar(f"meta/{name}/total_loss", rec["total"][-1], epoch)
+        def on_epoch(epoch: int, history: list[dict]) -> None:
             bar.update(1)
             if epoch % 10 == 0:
-                bar.set_postfix(memory=f"{np.mean(curve[-25:]):.4f}")
-            if self.ckpt_every and (epoch % self.ckpt_every == 0 or epoch == self.epochs):
-                meta = dict(epoch=epoch, run=name, config=cfg.to_dict(), memory_loss_last25=float(np.mean(curve[-25:])))
-                # θ is mid-function here: store the θ0 every function starts from
-                save_phenotype(ckdir / "phenotype.pt", learner.model, learner.theta0, **meta)
-                if epoch % self.ckpt_every == 0:
-                    save_phenotype(ckdir / f"phenotype_e{epoch:05d}.pt", learner.model, learner.theta0, **meta)
-                self.run.flush()
+                bar.set_postfix(memory=f"{np.mean([h['memory'] for h in history[-25:]]):.4f}")
 
-        learner.reset_theta()
-        meta_train(learner, cfg, np.random.default_rng(self.train_seed), self.epochs, on_epoch)
+        learner, phi0, history = meta_train_phenotype(cfg, self.epochs, self.init_seed, self.train_seed,
+                                                      self._ckdir(name), self.ckpt_every, name, on_epoch)
         bar.close()
-        learner.reset_theta()  # the checkpointed θ0 is the deployment start
-        return learner, phi0, curve
+        self.log_meta(name, history)
+        return learner, phi0, history
+
+    def log_meta(self, name: str, history: list[dict]) -> None:
+        for h in history:
+            self.run.log(**_row(phase="meta", run=name, epoch=h["epoch"], total_loss=h["total"],
+                                memory_loss=h["memory"], task_loss=h["task"]))
+            self.run.scalar(f"meta/{name}/memory_loss", h["memory"], h["epoch"])
+            self.run.scalar(f"meta/{name}/total_loss", h["total"], h["epoch"])
+        self.run.flush()
 
     def deploy_variant(self, variant: str, learner: SineLearner, phi0: dict, cfg: SineConfig, streams, keep=False):
         plastic = variant.endswith("plastic")
@@ -140,13 +186,24 @@ class SineExperiment:
 
     @staticmethod
     def deploy_stats(recs: list[dict]) -> dict:
+        whole, seen = [r["total"][-1] for r in recs], [r["memory"][-1] for r in recs]
         return {
-            "whole_function_mse": _stats([r["total"][-1] for r in recs]),
-            "seen_data_mse": _stats([r["memory"][-1] for r in recs]),
+            "whole_function_mse": _stats(whole, median=True),
+            "seen_data_mse": _stats(seen, median=True),
             "whole_function_mse_after_task": [float(v) for v in np.mean([r["total"] for r in recs], axis=0)],
+            "per_function": {"whole_function_mse": [float(v) for v in whole],
+                             "seen_data_mse": [float(v) for v in seen]},
         }
 
     # -- the whole run --------------------------------------------------------------------
+    def _comparisons(self, cfg: SineConfig) -> dict[str, dict[str, SineConfig]]:
+        out = {}
+        if "sharing" in self.compare:
+            out["sharing"] = {m: replace(cfg, sharing=m) for m in ("net0", "net1", "net2")}
+        if "channels" in self.compare:
+            out["channels"] = {str(c): replace(cfg, n_channels=int(c)) for c in self.channels}
+        return out
+
     def __call__(self) -> dict:
         t_start, cpu_start = time.perf_counter(), time.process_time()
         cfg = self.cfg
@@ -154,13 +211,29 @@ class SineExperiment:
             "config": cfg.to_dict(), "epochs": self.epochs, "deploy_functions": self.n_deploy, "seed": self.seed,
             "threads": torch.get_num_threads(),
         }
-        learner, phi0, curve = self.train_one("main", cfg)
+        fns, streams = self.deployment_streams(cfg)
+        # the comparisons' meta-trainings start first (as Ray tasks they run beside the main one);
+        # the one equal to the main config reuses it
+        comparisons = self._comparisons(cfg)
+        main_key = {"sharing": cfg.sharing, "channels": str(cfg.n_channels)}
+        runner = self.runner
+        if runner is None and comparisons:
+            from raycl.sine.parallel import Runner
+
+            runner = Runner(use_ray=False, progress=self.progress)
+        jobs = {
+            (kind, key): runner.submit(compare_job, f"{kind}:{key}", c, self.epochs, self.init_seed, self.train_seed,
+                                       streams, self._ckdir(f"{kind}:{key}"), self.ckpt_every)
+            for kind, cfgs in comparisons.items() for key, c in cfgs.items() if key != main_key[kind]
+        }
+
+        learner, phi0, history = self.train_one("main", cfg)
+        curve = [h["memory"] for h in history]
         t_meta = time.perf_counter() - t_start
         summary["meta_training"] = {
             "memory_loss_first25": float(np.mean(curve[:25])), "memory_loss_last25": float(np.mean(curve[-25:])),
             "seconds": t_meta,
         }
-        fns, streams = self.deployment_streams(cfg)
         deployed: dict[str, list[dict]] = {}
         bar = self._bar(len(self.variants), "deploy")
         for v in self.variants:
@@ -178,65 +251,155 @@ class SineExperiment:
         self.run.figure(plots.variants_figure(deployed, VARIANTS), "fig5_5.png")
         self.run.figure(plots.meta_curve_figure({"main": curve}, "meta-training memory loss"), "meta_training.png")
 
-        if "sharing" in self.compare:
-            summary["compare_sharing"] = self.compare_runs(
-                "sharing", {m: replace(cfg, sharing=m) for m in ("net0", "net1", "net2")},
-                reuse={cfg.sharing: (learner, curve)}, streams=streams, fig="fig5_4.png",
-            )
-        if "channels" in self.compare:
-            summary["compare_channels"] = self.compare_runs(
-                "channels", {str(c): replace(cfg, n_channels=int(c)) for c in self.channels},
-                reuse={str(cfg.n_channels): (learner, curve)}, streams=streams, fig="channels.png",
-            )
+        if jobs:
+            done = dict(zip(jobs, runner.gather(list(jobs.values()), desc="comparisons")))
+            main_deploy = deployed.get("meta_fixed") or deploy(learner, snapshot(learner.phi), streams)
+            for kind, cfgs in comparisons.items():
+                results = {key: done.get((kind, key)) or {"history": history, "deploy": main_deploy}
+                           for key in cfgs}
+                summary[f"compare_{kind}"] = self.compare_runs(kind, results, "fig5_4.png" if kind == "sharing"
+                                                               else "channels.png", main_key[kind])
         summary["seconds"] = time.perf_counter() - t_start
-        summary["cpu_seconds"] = time.process_time() - cpu_start  # what an idle machine would take
+        summary["cpu_seconds"] = time.process_time() - cpu_start  # this process only (not Ray workers)
         self.run.summary(summary)
         self.run.close()
         return summary
 
     @staticmethod
     def must_show(meta: list[dict], rand: list[dict]) -> dict:
-        """Meta-learned vs random phenotype, both fixed: whole-function MSE after all sub-tasks.
-        The verdict asks whether the mean difference exceeds the larger of the two stds over
-        functions; as the random phenotype's errors are heavy-tailed (a few functions are
-        forgotten badly) the paired, rank and log-scale views are reported beside it."""
-        from scipy.stats import wilcoxon
+        """Meta-learned vs random phenotype, both fixed: whole-function MSE after all sub-tasks,
+        over this run's unseen functions."""
+        return compare_phenotypes([r["total"][-1] for r in meta], [r["total"][-1] for r in rand])
 
-        m = np.array([r["total"][-1] for r in meta])
-        r = np.array([r["total"][-1] for r in rand])
-        ms, rs, d = _stats(m), _stats(r), _stats(r - m)
-        diff = rs["mean"] - ms["mean"]
-        spread = max(ms["std"], rs["std"])
-        lm, lr = np.log10(np.maximum(m, 1e-12)), np.log10(np.maximum(r, 1e-12))
-        lms, lrs = _stats(lm), _stats(lr)
-        se = d["std"] / np.sqrt(d["n"])
-        return {
-            "what": "deployment MSE over the whole function [-5,5] after learning all sub-tasks, phenotype fixed",
-            "meta_learned": {**ms, "median": float(np.median(m))},
-            "random": {**rs, "median": float(np.median(r))},
-            "difference_random_minus_meta": diff,
-            "spread_max_std": spread,
-            "meta_lower_by_more_than_spread": bool(diff > spread),
-            "paired_difference": {**d, "standard_error": float(se), "z": float(d["mean"] / se) if se > 0 else None},
-            "functions_where_meta_is_better": int((m < r).sum()),
-            "wilcoxon_p_meta_lower": float(wilcoxon(r, m, alternative="greater").pvalue) if len(m) > 1 else None,
-            "log10_mse": {
-                "meta_learned": lms, "random": lrs, "difference": lrs["mean"] - lms["mean"],
-                "lower_by_more_than_spread": bool(lrs["mean"] - lms["mean"] > max(lms["std"], lrs["std"])),
-            },
-        }
-
-    def compare_runs(self, kind: str, cfgs: dict[str, SineConfig], reuse: dict, streams, fig: str) -> dict:
+    def compare_runs(self, kind: str, results: dict[str, dict], fig: str, main_key: str) -> dict:
+        """Log and plot finished comparison runs ({key: compare_job's result})."""
         curves, out = {}, {}
-        for key, c in cfgs.items():
-            if key in reuse:
-                learner, curve = reuse[key]
-            else:
-                learner, _, curve = self.train_one(f"{kind}:{key}", c)
-            curves[key] = curve
-            recs = deploy(learner, snapshot(learner.phi), streams)
-            self.log_deploy(f"{kind}:{key}", "meta_fixed", recs)
-            out[key] = {"memory_loss_last25": float(np.mean(curve[-25:])), **self.deploy_stats(recs)}
+        for key, res in results.items():
+            name = f"{kind}:{key}"
+            if key != main_key:  # the main run's meta-training is logged under "main"
+                self.log_meta(name, res["history"])
+            curves[key] = [h["memory"] for h in res["history"]]
+            self.log_deploy(name, "meta_fixed", res["deploy"])
+            out[key] = {"memory_loss_last25": float(np.mean(curves[key][-25:])), **self.deploy_stats(res["deploy"])}
+            if "cpu_seconds" in res:
+                out[key]["meta_training_cpu_seconds"] = res["cpu_seconds"]
+                out[key]["seconds"] = res["seconds"]
         self.run.flush()
         self.run.figure(plots.compare_figure(kind, curves, out), fig)
         return out
+
+
+def compare_phenotypes(meta_mse, random_mse, unit: str = "unseen functions") -> dict:
+    """Meta-learned vs random φ on the same functions (paired): the must-show verdict asks
+    whether the mean difference exceeds the larger of the two stds over functions. The random
+    phenotype's errors are heavy-tailed (a few functions are forgotten badly), so the paired,
+    rank and log-scale views are reported beside it."""
+    from scipy.stats import wilcoxon
+
+    m, r = np.asarray(meta_mse, dtype=float), np.asarray(random_mse, dtype=float)
+    ms, rs, d = _stats(m, True), _stats(r, True), _stats(r - m, True)
+    diff = rs["mean"] - ms["mean"]
+    spread = max(ms["std"], rs["std"])
+    lm, lr = np.log10(np.maximum(m, 1e-12)), np.log10(np.maximum(r, 1e-12))
+    lms, lrs = _stats(lm), _stats(lr)
+    se = d["std"] / np.sqrt(d["n"])
+    return {
+        "what": "deployment MSE over the whole function [-5,5] after learning all sub-tasks, phenotype fixed",
+        "meta_learned": ms,
+        "random": rs,
+        "difference_random_minus_meta": diff,
+        "spread_used": f"per-function std over the {len(m)} {unit} (the larger of meta-learned's and random's)",
+        "spread_max_std": spread,
+        "meta_lower_by_more_than_spread": bool(diff > spread),
+        "paired_difference": {**d, "standard_error": float(se), "z": float(d["mean"] / se) if se > 0 else None},
+        "functions_where_meta_is_better": int((m < r).sum()),
+        "wilcoxon_p_meta_lower": float(wilcoxon(r, m, alternative="greater").pvalue) if len(m) > 1 else None,
+        "log10_mse": {
+            "meta_learned": lms, "random": lrs, "difference": lrs["mean"] - lms["mean"],
+            "lower_by_more_than_spread": bool(lrs["mean"] - lms["mean"] > max(lms["std"], lrs["std"])),
+        },
+    }
+
+
+def seeds_summary(per_seed: list[dict]) -> dict:
+    """Pool independent repeats (each a run summary with its own φ*, θ0, φ0 and unseen
+    functions). Every variant gets two spreads: over all pooled functions, and over the
+    per-seed means. `must_show` applies the check with each spread."""
+    seeds = [s["seed"] for s in per_seed]
+    variants = [v for v in per_seed[0]["deployment"] if v != "variant_names"]
+    deployment = {}
+    for v in variants:
+        per_fn = [s["deployment"][v]["per_function"]["whole_function_mse"] for s in per_seed]
+        means = [float(np.mean(f)) for f in per_fn]
+        deployment[v] = {"pooled_functions": _stats(np.concatenate(per_fn), median=True),
+                         "over_seeds": {**_stats(means), "per_seed_mean": means}}
+    out = {
+        "seeds": seeds,
+        "deployment": {**deployment, "variant_names": {v: VARIANTS[v] for v in variants},
+                       "what": "whole-function MSE after all sub-tasks; pooled_functions: mean ± std over every "
+                               "seed's unseen functions; over_seeds: mean ± std of the per-seed means"},
+        "per_seed": [
+            {"seed": s["seed"], "meta_fixed_mean": s["deployment"].get("meta_fixed", {}).get("whole_function_mse", {})
+             .get("mean"), "random_fixed_mean": s["deployment"].get("random_fixed", {}).get("whole_function_mse", {})
+             .get("mean"), "memory_loss_last25": s["meta_training"]["memory_loss_last25"],
+             "seconds": s["seconds"], "cpu_seconds": s["cpu_seconds"]}
+            for s in per_seed
+        ],
+        "cpu_seconds_per_seed": _stats([s["cpu_seconds"] for s in per_seed]),
+    }
+    if {"meta_fixed", "random_fixed"} <= set(variants):
+        meta = [s["deployment"]["meta_fixed"]["per_function"]["whole_function_mse"] for s in per_seed]
+        rand = [s["deployment"]["random_fixed"]["per_function"]["whole_function_mse"] for s in per_seed]
+        pooled = compare_phenotypes(np.concatenate(meta), np.concatenate(rand),
+                                    f"unseen functions pooled over {len(seeds)} seeds")
+        mm, rm = deployment["meta_fixed"]["over_seeds"], deployment["random_fixed"]["over_seeds"]
+        seed_diff = np.asarray(rm["per_seed_mean"]) - np.asarray(mm["per_seed_mean"])
+        diff = rm["mean"] - mm["mean"]
+        seed_spread = max(mm["std"], rm["std"])
+        fn_spread = pooled["spread_max_std"]
+        out["must_show"] = {
+            "what": pooled["what"] + f"; {len(seeds)} independent seeds, each with its own meta-training "
+                                     "and unseen functions",
+            "meta_learned": {"pooled_functions": pooled["meta_learned"], "over_seeds": mm},
+            "random": {"pooled_functions": pooled["random"], "over_seeds": rm},
+            "difference_random_minus_meta": diff,
+            "checks": {
+                "per_function_spread": {
+                    "spread_used": pooled["spread_used"], "spread": fn_spread, "difference": diff,
+                    "meta_lower_by_more_than_spread": bool(diff > fn_spread)},
+                "across_seed_spread": {
+                    "spread_used": f"std of the {len(seeds)} per-seed mean MSEs (the larger of meta-learned's "
+                                   "and random's)",
+                    "spread": seed_spread, "difference": diff,
+                    "meta_lower_by_more_than_spread": bool(diff > seed_spread)},
+            },
+            "paired_per_function": {**pooled["paired_difference"],
+                                    "functions_where_meta_is_better": pooled["functions_where_meta_is_better"],
+                                    "wilcoxon_p_meta_lower": pooled["wilcoxon_p_meta_lower"]},
+            "paired_per_seed": {**_stats(seed_diff, median=True), "per_seed": [float(v) for v in seed_diff],
+                                "seeds_where_meta_is_better": int((seed_diff > 0).sum())},
+            "log10_mse_pooled": pooled["log10_mse"],
+        }
+    return out
+
+
+def run_seeds(out: str | Path, cfg: SineConfig, seeds: list[int], runner, **kwargs) -> dict:
+    """Independent repeats, one `seed_job` per seed (RUN/seed_S/ each), pooled into RUN/summary.json,
+    RUN/per_function.parquet and RUN/seeds.png."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = Path(out)
+    handles = [runner.submit(seed_job, out / f"seed_{s}", cfg, s, **kwargs) for s in seeds]
+    per_seed = runner.gather(handles, desc="seeds")
+    summary = {"config": cfg.to_dict(), **kwargs,
+               **seeds_summary(per_seed)}
+    rows = [
+        {"seed": s["seed"], "variant": v, "function": f, "whole_function_mse": w, "seen_data_mse": m}
+        for s in per_seed for v, st in s["deployment"].items() if v != "variant_names"
+        for f, (w, m) in enumerate(zip(st["per_function"]["whole_function_mse"], st["per_function"]["seen_data_mse"]))
+    ]
+    write_parquet(out / "per_function.parquet", rows)
+    save_figure(plots.seeds_figure(per_seed, VARIANTS), out / "seeds.png")
+    summary["seconds"] = time.perf_counter() - t0
+    summary["driver_cpu_seconds"] = time.process_time() - c0
+    write_json(out / "summary.json", summary)
+    return summary

@@ -119,3 +119,39 @@ def compare_figure(kind: str, curves: dict, results: dict):
     b.set_title("deployment, φ fixed (mean ± std)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def seeds_figure(per_seed: list[dict], names: dict):
+    """Independent repeats: (a) per unseen function, random φ0 against meta-learned φ* (both
+    fixed; below the diagonal = meta-learned forgets less), one colour per seed; (b) per variant,
+    every seed's mean whole-function MSE (dots) and the mean over seeds (bar)."""
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    lo, hi = np.inf, 0.0
+    for s in per_seed:
+        dep = s["deployment"]
+        if {"meta_fixed", "random_fixed"} <= set(dep):
+            m = np.asarray(dep["meta_fixed"]["per_function"]["whole_function_mse"])
+            r = np.asarray(dep["random_fixed"]["per_function"]["whole_function_mse"])
+            a.scatter(r, m, s=14, alpha=0.8, label=f"seed {s['seed']}")
+            lo, hi = min(lo, m.min(), r.min()), max(hi, m.max(), r.max())
+    if hi > 0:
+        a.plot([lo, hi], [lo, hi], color="0.5", lw=0.8)
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.legend(fontsize=7)
+    a.set_xlabel("random φ0, fixed: whole-function MSE")
+    a.set_ylabel("meta-learned φ*, fixed: whole-function MSE")
+    a.set_title("(a) per unseen function (below the line: meta-learned better)", fontsize=10)
+    variants = [v for v in per_seed[0]["deployment"] if v != "variant_names"]
+    means = np.array([[s["deployment"][v]["whole_function_mse"]["mean"] for s in per_seed] for v in variants])
+    xs = np.arange(len(variants))
+    b.bar(xs, means.mean(1), color="0.85", yerr=means.std(1, ddof=1) if means.shape[1] > 1 else None, capsize=4)
+    for j in range(means.shape[1]):
+        b.scatter(xs, means[:, j], s=14, zorder=3)
+    b.set_xticks(xs, [names.get(v, v).split(":")[0] for v in variants])
+    b.set_yscale("log")
+    b.set_ylabel("per-seed mean whole-function MSE")
+    b.set_title(f"(b) {len(per_seed)} seeds: per-seed means (dots), mean ± std over seeds", fontsize=10)
+    fig.tight_layout()
+    return fig
