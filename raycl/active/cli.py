@@ -44,9 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ood: 20%% out-of-distribution pool; standard; biased: 3 classes missing from L0; "
                         "noisy: 20%% of oracle labels flipped within a superclass")
     r.add_argument("--strategies", nargs="+", default=None,
-                   help="strategy specs (default: random uncertainty weibull:threshold=val,balance=1 weibull:threshold=0.25 "
-                        "weibull for ood, "
-                        "random uncertainty weibull otherwise)")
+                   help="strategy specs (default for ood: random uncertainty weibull:threshold=val,balance=1 "
+                        "weibull:threshold=0.25 weibull; otherwise random uncertainty weibull)")
     r.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
     r.add_argument("--first-seed", type=int, default=0)
     d = r.add_argument_group("data")

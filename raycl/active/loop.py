@@ -78,7 +78,8 @@ def run(data: ActiveData, strategy: str, seed: int, cfg: LoopConfig,
         return fit(model, pool.images[lab], torch.as_tensor(pools.labels), data.val.images, data.val.labels,
                    cfg.train, device, generator)
 
-    rows, model, last = [], None, {"selection_seconds": 0.0, "queried": 0, "ood": 0, "rejected": 0, "threshold": float("nan")}
+    rows, model = [], None
+    last = {"selection_seconds": 0.0, "queried": 0, "ood": 0, "rejected": 0, "threshold": float("nan")}
     ood_total = 0
     for stage in range(stages + 1):
         t0 = time.perf_counter()

@@ -114,7 +114,7 @@ class Weibull(Strategy):
             try:
                 self.threshold = float(threshold)
             except ValueError:
-                raise RayclError(f"weibull threshold must be a number in (0, 1), 'val' or none, got {threshold}") from None
+                raise RayclError(f"weibull threshold must be a number in (0, 1), val or none, got {threshold}") from None
             if not 0 < self.threshold < 1:
                 raise RayclError(f"weibull threshold must be in (0, 1), got {self.threshold}")
         if not 0 < float(accept) <= 1:
