@@ -169,7 +169,8 @@ class Weibull(Strategy):
         cut = self.log_threshold(ctx, model)
         known = s <= cut[pred.numpy()]  # outlier probability <= threshold
         ctx.info["rejected"] = int((~known).sum())
-        ctx.info["threshold"] = float(np.median(-np.expm1(-np.exp(cut))))
+        with np.errstate(over="ignore"):  # far cuts are probability 1
+            ctx.info["threshold"] = float(np.median(-np.expm1(-np.exp(cut))))
         first = np.flatnonzero(known)
         first = first[self.pick(score[first], pred.numpy()[first], len(first))]
         if len(first) >= b:
