@@ -13,7 +13,7 @@ SCENARIOS = {
 }
 DEFAULT_STRATEGIES = {
     # the first Weibull reading with a threshold is the one summary.json's checks evaluate
-    "ood": ["random", "uncertainty", "weibull:threshold=val,balance=1", "weibull:threshold=0.25", "weibull"],
+    "ood": ["random", "uncertainty", "weibull:threshold=val,balance=1,unknowns=1", "weibull:threshold=0.25", "weibull"],
     "standard": ["random", "uncertainty", "weibull"],
 }
 # digits have no superclasses; for the noisy oracle these groups of look-alike digits stand in

@@ -80,7 +80,7 @@ def run(data: ActiveData, strategy: str, seed: int, cfg: LoopConfig,
 
     rows, model = [], None
     last = {"selection_seconds": 0.0, "queried": 0, "ood": 0, "rejected": 0, "threshold": float("nan")}
-    ood_total = 0
+    ood_total, refused = 0, np.zeros(0, dtype=np.int64)
     for stage in range(stages + 1):
         t0 = time.perf_counter()
         model, info = train(model if cfg.warm_start else None)
@@ -102,6 +102,7 @@ def run(data: ActiveData, strategy: str, seed: int, cfg: LoopConfig,
             break
         ctx = QueryContext(model=model, images=pool.images, labeled=pools.labeled, labels=pools.labels,
                            unlabeled=pools.unlabeled, num_classes=n_classes, device=device, validation=data.val.images,
+                           refused=refused,
                            train_fresh=lambda s: train(generator=seeded_generator(s))[0])
         b = min(cfg.budget, len(ctx.unlabeled))
         t0 = time.perf_counter()
@@ -112,6 +113,7 @@ def run(data: ActiveData, strategy: str, seed: int, cfg: LoopConfig,
         answer = oracle(picked)
         pools.add(answer.labeled, answer.labels)
         ood_total += len(answer.refused)
+        refused = np.union1d(refused, answer.refused)
         last = {"selection_seconds": sel_s, "queried": b, "ood": len(answer.refused),
                 "rejected": ctx.info.get("rejected", 0), "threshold": ctx.info.get("threshold", float("nan"))}
     return rows

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from raycl import RayclError
 from raycl.active import weibull as W
@@ -31,6 +32,7 @@ class QueryContext:
     train_fresh: Callable[[int], torch.nn.Module] | None = None  # a new model on L (ensembles)
     info: dict = field(default_factory=dict)  # what a strategy wants logged
     validation: torch.Tensor | None = None  # held-out in-distribution images (weibull threshold=val)
+    refused: np.ndarray | None = None  # pool indices the oracle refused so far (back in `unlabeled`)
 
     def predict(self, idx: np.ndarray, stochastic: bool = False, model=None):
         return predict(model or self.model, self.images[torch.as_tensor(idx)], self.device, self.batch_size, stochastic)
@@ -101,7 +103,7 @@ class Weibull(Strategy):
 
     def __init__(self, threshold: float | str | None = None, order: str = "highest", tail: float = 0.05,
                  min_tail: int = 5, distance: str = "cosine", accept: float = 0.9, rank: str = "outlier",
-                 balance: int = 0):
+                 balance: int = 0, unknowns: int = 0):
         if order not in ("highest", "lowest"):
             raise RayclError(f"weibull order must be highest or lowest, got {order}")
         if distance not in ("cosine", "euclidean"):
@@ -121,6 +123,7 @@ class Weibull(Strategy):
             raise RayclError(f"weibull accept must be in (0, 1], got {accept}")
         self.order, self.tail, self.min_tail, self.distance = order, tail, min_tail, distance
         self.accept, self.rank_by, self.balance = float(accept), rank, bool(int(balance))
+        self.unknowns = bool(int(unknowns))
 
     def model(self, ctx):
         """Fit on L, score U: one forward pass over L ∪ U gives probabilities and latents of both."""
@@ -129,11 +132,21 @@ class Weibull(Strategy):
         pred = probs.argmax(1)
         model = W.fit(latents[:n_l], torch.as_tensor(ctx.labels), pred[:n_l], ctx.num_classes, self.tail,
                       self.min_tail, self.distance)
+        self._labeled_latents = latents[:n_l]
         return model, latents[n_l:], pred[n_l:], probs[n_l:]
 
     def outlier_probability(self, ctx) -> torch.Tensor:
         model, z, pred, _ = self.model(ctx)
         return model.outlier_probability(z, pred)
+
+    def near_refused(self, ctx, z: torch.Tensor) -> np.ndarray:
+        """Known unknowns: unlabeled samples whose nearest latent (cosine) among the labeled and
+        the oracle-refused samples is a refused one (the refused are back in U)."""
+        zn = F.normalize(z.float(), dim=1)
+        ref = torch.as_tensor(np.searchsorted(ctx.unlabeled, ctx.refused))
+        to_refused = (zn @ zn[ref].T).max(1).values
+        to_labeled = (zn @ F.normalize(self._labeled_latents.float(), dim=1).T).max(1).values
+        return (to_refused >= to_labeled).numpy()
 
     def pick(self, score, predicted, b: int) -> np.ndarray:
         return balanced(score, predicted, b) if self.balance else top(score, b)
@@ -168,6 +181,8 @@ class Weibull(Strategy):
             return self.pick(score, pred.numpy(), b)
         cut = self.log_threshold(ctx, model)
         known = s <= cut[pred.numpy()]  # outlier probability <= threshold
+        if self.unknowns and ctx.refused is not None and len(ctx.refused):
+            known &= ~self.near_refused(ctx, z)
         ctx.info["rejected"] = int((~known).sum())
         with np.errstate(over="ignore"):  # far cuts are probability 1
             ctx.info["threshold"] = float(np.median(-np.expm1(-np.exp(cut))))
