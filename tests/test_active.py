@@ -197,6 +197,18 @@ def test_weibull_open_set_picks_known_samples_balanced_over_predicted_classes():
         assert set(pos[pred[pos] == c]) == set(mine[np.argsort(-s[mine])[:10]])
 
 
+def test_weibull_known_unknowns_reject_what_lies_nearest_a_refused_sample():
+    ctx, truth = _open_set_context()
+    ctx.refused = ctx.unlabeled[truth < 0][:5]  # the oracle refused five of the unknowns
+    strat = make_strategy("weibull:threshold=val,balance=1,unknowns=1")
+    _, z, _, _ = strat.model(ctx)
+    near = strat.near_refused(ctx, z)
+    assert near[np.isin(ctx.unlabeled, ctx.refused)].all()
+    assert near[truth >= 0].mean() < 0.02 and near[truth < 0].mean() > 0.5
+    picked = strat.select(ctx, 30, np.random.default_rng(0))
+    assert not np.isin(picked, ctx.refused).any()
+
+
 def test_weibull_threshold_val_needs_validation_images():
     ctx, _ = _open_set_context()
     ctx.validation = None

@@ -97,7 +97,9 @@ class Weibull(Strategy):
     their scales differ widely between classes: one global t rejects whole classes.)
     Among the known samples, rank='outlier' queries by outlier probability (order),
     'uncertainty' by the lowest maximum class probability, 'random' at random; balance=1 takes
-    them round-robin over the predicted classes."""
+    them round-robin over the predicted classes. unknowns=1 also rejects what the oracle has
+    taught: a sample whose nearest latent among the labeled and the refused samples is a
+    refused one (known unknowns)."""
 
     name = "weibull"
 
