@@ -134,7 +134,7 @@ class Weibull(Strategy):
         pred = probs.argmax(1)
         model = W.fit(latents[:n_l], torch.as_tensor(ctx.labels), pred[:n_l], ctx.num_classes, self.tail,
                       self.min_tail, self.distance)
-        self._labeled_latents = latents[:n_l]
+        self._labeled_latents = latents[:n_l]  # kept for near_refused: no second pass over L
         return model, latents[n_l:], pred[n_l:], probs[n_l:]
 
     def outlier_probability(self, ctx) -> torch.Tensor:
