@@ -12,7 +12,7 @@ from raycl.active.bald import batchbald_select
 from raycl.active.models import barlow_twins_terms, make_model
 from raycl.active.oracle import NoisyOracle, Oracle, parse_superclasses
 from raycl.active.pools import ActiveData, Pools, initial_labeled
-from raycl.active.strategies import QueryContext, entropy, make_strategy
+from raycl.active.strategies import QueryContext, balanced, entropy, make_strategy
 from raycl.data import ImageSet
 
 
@@ -54,6 +54,36 @@ def test_weibull_cdf_matches_scipy():
         assert abs(float(p[i]) - ref) < 1e-6
 
 
+def _tight(func, x0, args=(), disp=0):
+    from scipy.optimize import fmin
+
+    return fmin(func, x0, args=args, xtol=1e-10, ftol=1e-12, disp=0, maxiter=20000, maxfun=20000)
+
+
+def test_weibull_mle_matches_scipy_fit():
+    from scipy.stats import weibull_min
+
+    rng = np.random.default_rng(0)
+    xs = [weibull_min.rvs(c, scale=s, size=n, random_state=rng) for c, s, n in [(0.7, 2, 40), (1.5, 0.3, 8),
+                                                                                  (3, 5, 100), (8, 1, 3)]]
+    k, lam = W.weibull_mle(xs)  # samples of different sizes, one solve
+    for x, ki, li in zip(xs, k, lam):
+        kc, _, lc = weibull_min.fit(x, floc=0, optimizer=_tight)
+        assert abs(ki / kc - 1) < 1e-6 and abs(li / lc - 1) < 1e-6
+    # libMR-shifted tails (x ≈ 10^4, k ≈ 10^5): scipy's likelihood is only evaluated to ~1e-6 there,
+    # so the outlier probabilities agree to that; the Newton solution's own equation holds exactly
+    for n in (3, 7, 40):
+        t = np.sort(rng.gamma(2, 0.03, size=n))
+        x = t + W.SHIFT - t[0]
+        (ki,), (li,) = W.weibull_mle([x])
+        kc, _, lc = weibull_min.fit(x, floc=0, optimizer=_tight)
+        assert abs(ki / kc - 1) < 1e-5 and abs(li / lc - 1) < 1e-9
+        assert np.abs(weibull_min.cdf(x, ki, 0, li) - weibull_min.cdf(x, kc, 0, lc)).max() < 5e-6
+        v = np.log1p((x - x[0]) / x[0])
+        w = np.exp(ki * (v - v.max()))
+        assert abs(1 / ki + v.mean() - (w * v).sum() / w.sum()) < 1e-12 * v.std()
+
+
 def _context(n=90, labeled=20, classes=10, seed=0):
     torch.manual_seed(seed)
     images = torch.rand(n, 1, 8, 8)
@@ -65,7 +95,8 @@ def _context(n=90, labeled=20, classes=10, seed=0):
                         train_fresh=lambda s: make_model("vnn", (1, 8, 8), classes, variant="M1"))
 
 
-SPECS = ["random", "uncertainty", "weibull", "weibull:threshold=0.5", "weibull:order=lowest", "coreset",
+SPECS = ["random", "uncertainty", "weibull", "weibull:threshold=0.5", "weibull:order=lowest",
+         "weibull:threshold=0.5,rank=uncertainty,balance=1", "coreset",
          "mc-dropout:passes=3", "dbal:passes=3", "ensemble:members=2", "vaal:steps=2,batch=8",
          "batchbald:passes=4,configs=16,candidates=30", "waal:steps=2,batch=8"]
 
@@ -96,6 +127,95 @@ def test_weibull_threshold_never_queries_rejected_samples_while_known_ones_remai
     b = min(10, len(known))
     picked = strat.select(ctx, b, np.random.default_rng(0))
     assert np.isin(picked, known).all()
+
+
+class _LatentModel(torch.nn.Module):
+    """An 'image' is its own latent; logits are minus the distances to fixed class centres."""
+
+    def __init__(self, centres):
+        super().__init__()
+        self.centres = centres
+
+    def predict(self, x, stochastic=False):
+        z = x.flatten(1)
+        return -torch.cdist(z, self.centres), z
+
+
+def _open_set_context(seed=0):
+    """Three latent blobs, 20 labeled per class, 150 unlabeled per class, 60 far-away unknowns,
+    30 validation images per class. As with a trained network, the labeled samples sit tighter
+    around their class centre than unseen ones, and by a different amount per class."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.eye(6)[:3] * 5
+
+    def blob(n, spread):
+        y = torch.arange(3).repeat_interleave(n)
+        return centres[y] + torch.tensor(spread)[y, None] * torch.randn(3 * n, 6, generator=g), y
+
+    z_l, y_l = blob(20, [0.5, 0.5, 0.5])
+    z_u, y_u = blob(150, [0.5, 1.5, 1.0])
+    unknown = 5 * torch.randn(60, 6, generator=g) + torch.tensor([0, 0, 0, 15.0, 15.0, 0])
+    z_v, _ = blob(30, [0.5, 1.5, 1.0])
+    images = torch.cat([z_l, z_u, unknown])[:, None, None, :]
+    n_l = len(z_l)
+    ctx = QueryContext(model=_LatentModel(centres), images=images, labeled=np.arange(n_l), labels=y_l.numpy(),
+                       unlabeled=np.arange(n_l, len(images)), num_classes=3, validation=z_v[:, None, None, :])
+    truth = np.concatenate([y_u.numpy(), np.full(60, -1)])  # per unlabeled position; -1: unknown
+    return ctx, truth
+
+
+def test_balanced_takes_groups_round_robin_best_first():
+    score = np.array([5, 4, 3, 2, 1, 0.5, 9, 8])
+    groups = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    order = balanced(score, groups, 8)
+    assert order.tolist() == [6, 0, 3, 7, 1, 4, 2, 5]
+    assert sorted(groups[order[:6]].tolist()) == [0, 0, 1, 1, 2, 2]
+
+
+def test_weibull_open_set_picks_known_samples_balanced_over_predicted_classes():
+    ctx, truth = _open_set_context()
+    strat = make_strategy("weibull:threshold=val,accept=0.9,balance=1")
+    model, z, pred, _ = strat.model(ctx)
+    s, cut = model.log_hazard(z, pred).numpy(), strat.log_threshold(ctx, model)
+    pred = pred.numpy()
+    known = s <= cut[pred]
+    # per-class thresholds: every class keeps most of its unseen members, the unknowns are rejected
+    for c in range(3):
+        assert known[(truth == c) & (pred == c)].mean() > 0.7
+    assert known[truth < 0].mean() < 0.1
+    # one probability threshold for all (fitted on the tight labeled samples) rejects most of the widest class
+    glob = s <= make_strategy("weibull:threshold=0.25").log_threshold(ctx, model)[pred]
+    assert glob[(truth == 1) & (pred == 1)].mean() < 0.5
+    b = 30
+    picked = strat.select(ctx, b, np.random.default_rng(0))
+    pos = np.searchsorted(ctx.unlabeled, picked)
+    assert known[pos].all()  # nothing rejected while known samples remain
+    assert np.bincount(pred[pos], minlength=3).tolist() == [10, 10, 10]
+    # within each class, the most outlying of the known samples
+    for c in range(3):
+        mine = np.flatnonzero(known & (pred == c))
+        assert set(pos[pred[pos] == c]) == set(mine[np.argsort(-s[mine])[:10]])
+
+
+def test_weibull_known_unknowns_reject_what_lies_nearest_a_refused_sample():
+    ctx, truth = _open_set_context()
+    ctx.refused = ctx.unlabeled[truth < 0][:5]  # the oracle refused five of the unknowns
+    strat = make_strategy("weibull:threshold=val,balance=1,unknowns=1")
+    _, z, _, _ = strat.model(ctx)
+    near = strat.near_refused(ctx, z)
+    assert near[np.isin(ctx.unlabeled, ctx.refused)].all()
+    assert near[truth >= 0].mean() < 0.02 and near[truth < 0].mean() > 0.5
+    picked = strat.select(ctx, 30, np.random.default_rng(0))
+    assert not np.isin(picked, ctx.refused).any()
+
+
+def test_weibull_threshold_val_needs_validation_images():
+    ctx, _ = _open_set_context()
+    ctx.validation = None
+    with pytest.raises(RayclError, match="validation"):
+        make_strategy("weibull:threshold=val").select(ctx, 5, np.random.default_rng(0))
+    with pytest.raises(RayclError, match="threshold"):
+        make_strategy("weibull:threshold=high")
 
 
 def test_batchbald_avoids_duplicates_that_bald_would_take_twice():

@@ -12,7 +12,8 @@ SCENARIOS = {
     "noisy": (0.0, 0, 0.2),
 }
 DEFAULT_STRATEGIES = {
-    "ood": ["random", "uncertainty", "weibull:threshold=0.25", "weibull"],
+    # the first Weibull reading with a threshold is the one summary.json's checks evaluate
+    "ood": ["random", "uncertainty", "weibull:threshold=val,balance=1,unknowns=1", "weibull:threshold=0.25", "weibull"],
     "standard": ["random", "uncertainty", "weibull"],
 }
 # digits have no superclasses; for the noisy oracle these groups of look-alike digits stand in
@@ -33,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "metrics.parquet (strategy, seed, stage, labeled %%, accuracy, OOD queries, selection seconds), "
             "tb/ (TensorBoard), summary.json (mean ± std over seeds) and curves.png to --out. "
             "Offline default: scikit-learn digits with 20%% 'shapes' out-of-distribution images in the pool."),
-        epilog=("strategies: random, uncertainty, weibull[:threshold=T,order=highest|lowest,tail=F], coreset, "
+        epilog=("strategies: random, uncertainty, weibull[:threshold=T|val,accept=F,rank=outlier|uncertainty|random,"
+                "balance=0|1,unknowns=0|1,order=highest|lowest,tail=F], coreset, "
                 "mc-dropout[:passes=N], dbal[:passes=N], ensemble[:members=N], vaal[:steps=N], "
                 "batchbald[:passes=N,configs=N,candidates=N], waal[:steps=N,diversity=W]. "
                 "Example: raycl active run --seeds 5 --out runs/al_ood"))
@@ -42,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ood: 20%% out-of-distribution pool; standard; biased: 3 classes missing from L0; "
                         "noisy: 20%% of oracle labels flipped within a superclass")
     r.add_argument("--strategies", nargs="+", default=None,
-                   help="strategy specs (default: random uncertainty weibull:threshold=0.25 weibull for ood, "
-                        "random uncertainty weibull otherwise)")
+                   help="strategy specs (default for ood: random uncertainty weibull:threshold=val,balance=1,unknowns=1 "
+                        "weibull:threshold=0.25 weibull; otherwise random uncertainty weibull)")
     r.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
     r.add_argument("--first-seed", type=int, default=0)
     d = r.add_argument_group("data")

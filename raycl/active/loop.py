@@ -78,8 +78,9 @@ def run(data: ActiveData, strategy: str, seed: int, cfg: LoopConfig,
         return fit(model, pool.images[lab], torch.as_tensor(pools.labels), data.val.images, data.val.labels,
                    cfg.train, device, generator)
 
-    rows, model, last = [], None, {"selection_seconds": 0.0, "queried": 0, "ood": 0, "rejected": 0}
-    ood_total = 0
+    rows, model = [], None
+    last = {"selection_seconds": 0.0, "queried": 0, "ood": 0, "rejected": 0, "threshold": float("nan")}
+    ood_total, refused = 0, np.zeros(0, dtype=np.int64)
     for stage in range(stages + 1):
         t0 = time.perf_counter()
         model, info = train(model if cfg.warm_start else None)
@@ -91,6 +92,7 @@ def run(data: ActiveData, strategy: str, seed: int, cfg: LoopConfig,
             "val_accuracy": info["val_accuracy"], "best_epoch": info["best_epoch"],
             "queries": oracle.queries - cfg.initial, "ood_queries": ood_total,
             "stage_queries": last["queried"], "stage_ood_queries": last["ood"], "weibull_rejected": last["rejected"],
+            "weibull_threshold": last["threshold"],
             "selection_seconds": last["selection_seconds"], "train_seconds": train_s,
         }
         rows.append(row)
@@ -99,7 +101,8 @@ def run(data: ActiveData, strategy: str, seed: int, cfg: LoopConfig,
         if stage == stages or len(pools.unlabeled) == 0:
             break
         ctx = QueryContext(model=model, images=pool.images, labeled=pools.labeled, labels=pools.labels,
-                           unlabeled=pools.unlabeled, num_classes=n_classes, device=device,
+                           unlabeled=pools.unlabeled, num_classes=n_classes, device=device, validation=data.val.images,
+                           refused=refused,
                            train_fresh=lambda s: train(generator=seeded_generator(s))[0])
         b = min(cfg.budget, len(ctx.unlabeled))
         t0 = time.perf_counter()
@@ -110,6 +113,7 @@ def run(data: ActiveData, strategy: str, seed: int, cfg: LoopConfig,
         answer = oracle(picked)
         pools.add(answer.labeled, answer.labels)
         ood_total += len(answer.refused)
+        refused = np.union1d(refused, answer.refused)
         last = {"selection_seconds": sel_s, "queried": b, "ood": len(answer.refused),
-                "rejected": ctx.info.get("rejected", 0)}
+                "rejected": ctx.info.get("rejected", 0), "threshold": ctx.info.get("threshold", float("nan"))}
     return rows

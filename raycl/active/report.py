@@ -32,13 +32,18 @@ def summarize(df: pd.DataFrame) -> dict:
     return out
 
 
+def main_weibull(names) -> str | None:
+    """The Weibull reading the checks evaluate: the first one with a rejection threshold."""
+    names = list(names)
+    return next((n for n in names if n.startswith("weibull") and "threshold" in n), None) \
+        or next((n for n in names if n.startswith("weibull")), None)
+
+
 def comparisons(summary: dict, weibull: str | None = None) -> dict:
     """The DAL-OSR out-of-distribution claims, when the strategies ran: Weibull sampling
     queries fewer OOD samples than random and uncertainty sampling, and ends no less
     accurate than random sampling (on the mean over seeds)."""
-    names = list(summary)
-    weibull = weibull or next((n for n in names if n.startswith("weibull") and "threshold" in n), None) \
-        or next((n for n in names if n.startswith("weibull")), None)
+    weibull = weibull or main_weibull(summary)
     if weibull is None:
         return {}
     w = summary[weibull]

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from raycl import RayclError
 from raycl.active import weibull as W
@@ -30,6 +31,8 @@ class QueryContext:
     batch_size: int = 1024
     train_fresh: Callable[[int], torch.nn.Module] | None = None  # a new model on L (ensembles)
     info: dict = field(default_factory=dict)  # what a strategy wants logged
+    validation: torch.Tensor | None = None  # held-out in-distribution images (weibull threshold=val)
+    refused: np.ndarray | None = None  # pool indices the oracle refused so far (back in `unlabeled`)
 
     def predict(self, idx: np.ndarray, stochastic: bool = False, model=None):
         return predict(model or self.model, self.images[torch.as_tensor(idx)], self.device, self.batch_size, stochastic)
@@ -86,20 +89,43 @@ class Weibull(Strategy):
     order='highest' queries the highest outlier probabilities (the text); 'lowest' the lowest
     (one path of the authors' code). threshold=t treats samples with probability > t as
     unknown and never queries them unless nothing else is left (open-set rejection);
-    threshold=None is the plain reading."""
+    threshold=None is the plain reading. threshold='val' sets one threshold per class each
+    stage: the `accept` quantile of the outlier probabilities of the validation images (held
+    out of L, in distribution) predicted as that class, so that about that share of unseen
+    in-distribution images counts as known in every class. (The Weibulls are fitted on
+    distances of training samples, which sit closer to their class mean than unseen ones, and
+    their scales differ widely between classes: one global t rejects whole classes.)
+    Among the known samples, rank='outlier' queries by outlier probability (order),
+    'uncertainty' by the lowest maximum class probability, 'random' at random; balance=1 takes
+    them round-robin over the predicted classes. unknowns=1 also rejects what the oracle has
+    taught: a sample whose nearest latent among the labeled and the refused samples is a
+    refused one (known unknowns)."""
 
     name = "weibull"
 
-    def __init__(self, threshold: float | None = None, order: str = "highest", tail: float = 0.05, min_tail: int = 5,
-                 distance: str = "cosine"):
+    def __init__(self, threshold: float | str | None = None, order: str = "highest", tail: float = 0.05,
+                 min_tail: int = 5, distance: str = "cosine", accept: float = 0.9, rank: str = "outlier",
+                 balance: int = 0, unknowns: int = 0):
         if order not in ("highest", "lowest"):
             raise RayclError(f"weibull order must be highest or lowest, got {order}")
         if distance not in ("cosine", "euclidean"):
             raise RayclError(f"weibull distance must be cosine or euclidean, got {distance}")
-        self.threshold = None if threshold in (None, "none") else float(threshold)
-        if self.threshold is not None and not 0 < self.threshold < 1:
-            raise RayclError(f"weibull threshold must be in (0, 1), got {self.threshold}")
+        if rank not in ("outlier", "uncertainty", "random"):
+            raise RayclError(f"weibull rank must be outlier, uncertainty or random, got {rank}")
+        if threshold in (None, "none", "val"):
+            self.threshold = None if threshold == "none" else threshold
+        else:
+            try:
+                self.threshold = float(threshold)
+            except ValueError:
+                raise RayclError(f"weibull threshold must be a number in (0, 1), val or none, got {threshold}") from None
+            if not 0 < self.threshold < 1:
+                raise RayclError(f"weibull threshold must be in (0, 1), got {self.threshold}")
+        if not 0 < float(accept) <= 1:
+            raise RayclError(f"weibull accept must be in (0, 1], got {accept}")
         self.order, self.tail, self.min_tail, self.distance = order, tail, min_tail, distance
+        self.accept, self.rank_by, self.balance = float(accept), rank, bool(int(balance))
+        self.unknowns = bool(int(unknowns))
 
     def model(self, ctx):
         """Fit on L, score U: one forward pass over L ∪ U gives probabilities and latents of both."""
@@ -108,23 +134,77 @@ class Weibull(Strategy):
         pred = probs.argmax(1)
         model = W.fit(latents[:n_l], torch.as_tensor(ctx.labels), pred[:n_l], ctx.num_classes, self.tail,
                       self.min_tail, self.distance)
-        return model, latents[n_l:], pred[n_l:]
+        self._labeled_latents = latents[:n_l]  # kept for near_refused: no second pass over L
+        return model, latents[n_l:], pred[n_l:], probs[n_l:]
 
     def outlier_probability(self, ctx) -> torch.Tensor:
-        model, z, pred = self.model(ctx)
+        model, z, pred, _ = self.model(ctx)
         return model.outlier_probability(z, pred)
 
+    def near_refused(self, ctx, z: torch.Tensor) -> np.ndarray:
+        """Known unknowns: unlabeled samples whose nearest latent (cosine) among the labeled and
+        the oracle-refused samples is a refused one (the refused are back in U)."""
+        zn = F.normalize(z.float(), dim=1)
+        ref = torch.as_tensor(np.searchsorted(ctx.unlabeled, ctx.refused))
+        to_refused = (zn @ zn[ref].T).max(1).values
+        to_labeled = (zn @ F.normalize(self._labeled_latents.float(), dim=1).T).max(1).values
+        return (to_refused >= to_labeled).numpy()
+
+    def pick(self, score, predicted, b: int) -> np.ndarray:
+        return balanced(score, predicted, b) if self.balance else top(score, b)
+
+    def log_threshold(self, ctx, model) -> np.ndarray:
+        """Per class, the rejection threshold as a log cumulative hazard, log(-log(1 - t))."""
+        if self.threshold != "val":
+            return np.full(ctx.num_classes, np.log(-np.log1p(-self.threshold)))
+        if ctx.validation is None or len(ctx.validation) == 0:
+            raise RayclError("weibull threshold=val needs validation images (run it inside the active loop) "
+                             "or give a number, e.g. threshold=0.25")
+        probs, z = predict(ctx.model, ctx.validation, ctx.device, ctx.batch_size)
+        pred = probs.argmax(1)
+        s = model.log_hazard(z, pred).numpy()
+        pred = pred.numpy()
+        # per class: the class Weibulls' scales differ widely, so one cut would reject whole classes
+        cut = np.full(ctx.num_classes, np.quantile(s, self.accept))
+        for c in np.unique(pred):
+            cut[c] = np.quantile(s[pred == c], self.accept)
+        return cut
+
     def rank(self, ctx, b, rng):
-        model, z, pred = self.model(ctx)
+        model, z, pred, probs = self.model(ctx)
         s = model.log_hazard(z, pred).numpy()  # ranks as the outlier probability, without saturating at 1
-        score = s if self.order == "highest" else -s
+        if self.rank_by == "uncertainty":
+            score = -probs.max(1).values.numpy()
+        elif self.rank_by == "random":
+            score = rng.random(len(s))
+        else:
+            score = s if self.order == "highest" else -s
         if self.threshold is None:
-            return top(score, b)
-        known = s <= np.log(-np.log1p(-self.threshold))  # outlier probability <= threshold
+            return self.pick(score, pred.numpy(), b)
+        cut = self.log_threshold(ctx, model)
+        known = s <= cut[pred.numpy()]  # outlier probability <= threshold
+        if self.unknowns and ctx.refused is not None and len(ctx.refused):
+            known &= ~self.near_refused(ctx, z)
         ctx.info["rejected"] = int((~known).sum())
-        # known samples first (ranked by score), then the least outlying of the rejected
-        order = np.lexsort((np.where(known, -score, s), ~known))
-        return order[:b]
+        with np.errstate(over="ignore"):  # far cuts are probability 1
+            ctx.info["threshold"] = float(np.median(-np.expm1(-np.exp(cut))))
+        first = np.flatnonzero(known)
+        first = first[self.pick(score[first], pred.numpy()[first], len(first))]
+        if len(first) >= b:
+            return first[:b]
+        rest = np.flatnonzero(~known)  # nothing known left: the least outlying of the rejected
+        return np.concatenate([first, rest[top(-s[rest], b - len(first))]])
+
+
+def balanced(score, groups, b: int) -> np.ndarray:
+    """Positions of b samples taken round-robin over groups (the best of each group, then the
+    second best of each, ...), best first within a group; a round is ordered by score."""
+    score = np.asarray(score, dtype=np.float64)
+    order = np.lexsort((-score, groups))  # by group, best first
+    g = groups[order]
+    start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    within = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+    return order[np.lexsort((-score[order], within))][:b]
 
 
 class CoreSet(Strategy):

@@ -18,8 +18,10 @@ from raycl.active.strategies import STRATEGIES, QueryContext, make_strategy
 from raycl.active.train import TrainConfig, fit, pick_device, seeded_generator
 from raycl.data import load, to_common
 
-ALL = ["random", "uncertainty", "weibull", "weibull:threshold=0.25", "coreset", "mc-dropout", "dbal",
-       "ensemble", "vaal", "batchbald", "waal"]
+VALIDATION = 200  # held-out images beside the pool (the Weibull threshold=val reading uses them)
+
+ALL = ["random", "uncertainty", "weibull", "weibull:threshold=0.25", "weibull:threshold=val,balance=1", "coreset",
+       "mc-dropout", "dbal", "ensemble", "vaal", "batchbald", "waal"]
 
 
 def timing_pool(n: int, size: int, seed: int):
@@ -38,9 +40,10 @@ def sampling_time(pool: int = 10000, labeled: int = 100, budget: int = 100, size
     strategies = strategies or ALL
     dev = pick_device(device)
     rng = np.random.default_rng(seed)
-    images, labels = timing_pool(pool + labeled, size, seed)
+    images, labels = timing_pool(pool + labeled + VALIDATION, size, seed)
     order = rng.permutation(len(images))
-    lab, unl = np.sort(order[:labeled]), np.sort(order[labeled:])
+    lab, unl = np.sort(order[:labeled]), np.sort(order[labeled:labeled + pool])
+    val_images = images[torch.as_tensor(np.sort(order[labeled + pool:]))]  # threshold=val reads it
     cfg = TrainConfig(epochs=1, min_steps=train_steps, eval_every=10 ** 6)
     torch.manual_seed(seed)
 
@@ -52,7 +55,7 @@ def sampling_time(pool: int = 10000, labeled: int = 100, budget: int = 100, size
 
     model = train_fresh(seed)
     ctx_args = dict(model=model, images=images, labeled=lab, labels=labels[torch.as_tensor(lab)].numpy(),
-                    unlabeled=unl, num_classes=10, device=dev, train_fresh=train_fresh)
+                    unlabeled=unl, num_classes=10, device=dev, train_fresh=train_fresh, validation=val_images)
     strats = {spec: make_strategy(spec) for spec in strategies}
     times: dict[str, list[float]] = {spec: [] for spec in strategies}
     rounds = range(repeats + 1)
