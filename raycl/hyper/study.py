@@ -234,7 +234,7 @@ def overview(studies: list[dict], name) -> list[str]:
     for k in ("generalization", "memory"):
         md += [f"**{k.capitalize()}**: hyper-trained, then the paired difference to the best tuned replay-free baseline "
                "of that run (accuracy %, mean ± std over sequences).", "",
-               "| run | " + " | ".join(f"d={d} {s}" for d, s in cols) + " |", "|---|" + "---|" * len(cols)]
+               "| run | epochs | " + " | ".join(f"d={d} {s}" for d, s in cols) + " |", "|---|---|" + "---|" * len(cols)]
         best: dict = {}
         for st in studies:
             cells = []
@@ -249,7 +249,7 @@ def overview(studies: list[dict], name) -> list[str]:
                 cells.append(f"{_pct(ht)} ({100 * p['mean']:+.1f} ± {100 * p['std']:.1f})")
                 if ht["mean"] > best.get((d, s), ("", -1.0))[1]:
                     best[(d, s)] = (name(st), ht["mean"])
-            md.append(f"| `{name(st)}` | " + " | ".join(cells) + " |")
+            md.append(f"| `{name(st)}` | {st['epochs']} | " + " | ".join(cells) + " |")
         md += ["", "Highest hyper-trained " + k + ": " + "; ".join(
             f"d={d} {s}: `{best[(d, s)][0]}` ({100 * best[(d, s)][1]:.1f})" for d, s in cols if (d, s) in best) + ".", ""]
     return md
