@@ -175,7 +175,7 @@ def test_balanced_takes_groups_round_robin_best_first():
 def test_weibull_open_set_picks_known_samples_balanced_over_predicted_classes():
     ctx, truth = _open_set_context()
     strat = make_strategy("weibull:threshold=val,accept=0.9,balance=1")
-    model, z, pred, _ = strat.model(ctx)
+    model, z, pred, _, _ = strat.model(ctx)
     s, cut = model.log_hazard(z, pred).numpy(), strat.log_threshold(ctx, model)
     pred = pred.numpy()
     known = s <= cut[pred]
@@ -201,8 +201,8 @@ def test_weibull_known_unknowns_reject_what_lies_nearest_a_refused_sample():
     ctx, truth = _open_set_context()
     ctx.refused = ctx.unlabeled[truth < 0][:5]  # the oracle refused five of the unknowns
     strat = make_strategy("weibull:threshold=val,balance=1,unknowns=1")
-    _, z, _, _ = strat.model(ctx)
-    near = strat.near_refused(ctx, z)
+    _, z, _, _, z_labeled = strat.model(ctx)
+    near = strat.near_refused(ctx, z, z_labeled)
     assert near[np.isin(ctx.unlabeled, ctx.refused)].all()
     assert near[truth >= 0].mean() < 0.02 and near[truth < 0].mean() > 0.5
     picked = strat.select(ctx, 30, np.random.default_rng(0))

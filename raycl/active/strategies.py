@@ -134,20 +134,19 @@ class Weibull(Strategy):
         pred = probs.argmax(1)
         model = W.fit(latents[:n_l], torch.as_tensor(ctx.labels), pred[:n_l], ctx.num_classes, self.tail,
                       self.min_tail, self.distance)
-        self._labeled_latents = latents[:n_l]  # kept for near_refused: no second pass over L
-        return model, latents[n_l:], pred[n_l:], probs[n_l:]
+        return model, latents[n_l:], pred[n_l:], probs[n_l:], latents[:n_l]
 
     def outlier_probability(self, ctx) -> torch.Tensor:
-        model, z, pred, _ = self.model(ctx)
+        model, z, pred, _, _ = self.model(ctx)
         return model.outlier_probability(z, pred)
 
-    def near_refused(self, ctx, z: torch.Tensor) -> np.ndarray:
+    def near_refused(self, ctx, z: torch.Tensor, z_labeled: torch.Tensor) -> np.ndarray:
         """Known unknowns: unlabeled samples whose nearest latent (cosine) among the labeled and
         the oracle-refused samples is a refused one (the refused are back in U)."""
         zn = F.normalize(z.float(), dim=1)
         ref = torch.as_tensor(np.searchsorted(ctx.unlabeled, ctx.refused))
         to_refused = (zn @ zn[ref].T).max(1).values
-        to_labeled = (zn @ F.normalize(self._labeled_latents.float(), dim=1).T).max(1).values
+        to_labeled = (zn @ F.normalize(z_labeled.float(), dim=1).T).max(1).values
         return (to_refused >= to_labeled).numpy()
 
     def pick(self, score, predicted, b: int) -> np.ndarray:
@@ -171,7 +170,7 @@ class Weibull(Strategy):
         return cut
 
     def rank(self, ctx, b, rng):
-        model, z, pred, probs = self.model(ctx)
+        model, z, pred, probs, z_labeled = self.model(ctx)
         s = model.log_hazard(z, pred).numpy()  # ranks as the outlier probability, without saturating at 1
         if self.rank_by == "uncertainty":
             score = -probs.max(1).values.numpy()
@@ -184,14 +183,14 @@ class Weibull(Strategy):
         cut = self.log_threshold(ctx, model)
         known = s <= cut[pred.numpy()]  # outlier probability <= threshold
         if self.unknowns and ctx.refused is not None and len(ctx.refused):
-            known &= ~self.near_refused(ctx, z)
+            known &= ~self.near_refused(ctx, z, z_labeled)
         ctx.info["rejected"] = int((~known).sum())
         with np.errstate(over="ignore"):  # far cuts are probability 1
             ctx.info["threshold"] = float(np.median(-np.expm1(-np.exp(cut))))
         first = np.flatnonzero(known)
-        first = first[self.pick(score[first], pred.numpy()[first], len(first))]
-        if len(first) >= b:
-            return first[:b]
+        first = first[self.pick(score[first], pred.numpy()[first], b)]
+        if len(first) == b:
+            return first
         rest = np.flatnonzero(~known)  # nothing known left: the least outlying of the rejected
         return np.concatenate([first, rest[top(-s[rest], b - len(first))]])
 
