@@ -6,9 +6,7 @@
 
 Any `raycl active run` option may follow; the defaults are the offline digits + shapes pool."""
 
-import sys
-
-from raycl.cli import main
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["active", "run", "--scenario", "ood", *sys.argv[1:]]))
+    run(["active", "run", "--scenario", "ood"])

@@ -6,9 +6,7 @@
 
 Arguments are those of `raycl active run`."""
 
-import sys
-
-from raycl.cli import main
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["active", "run", *sys.argv[1:]]))
+    run(["active", "run"])

@@ -2,9 +2,7 @@
 
     ray job submit --working-dir . -- python jobs/active_sampling_time.py --out runs/sampling_time"""
 
-import sys
-
-from raycl.cli import main
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["active", "sampling-time", *sys.argv[1:]]))
+    run(["active", "sampling-time"])

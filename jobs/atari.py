@@ -6,12 +6,7 @@ Options are those of `raycl atari --help`; --preset defaults to cluster here (40
 game, 20 workers, 80 whole evaluation episodes, AE 76,863-2000-200).
 """
 
-import sys
-
-from raycl.cli import main
+from _entry import run
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if not any(a == "--preset" or a.startswith("--preset=") for a in argv):
-        argv += ["--preset", "cluster"]
-    sys.exit(main(["atari", *argv]))
+    run(["atari"], {"--preset": "cluster"})

@@ -7,12 +7,7 @@ Every argument is passed to `raycl deploy` (see its --help); the run folder must
 absolute path on the node that runs the job's driver.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from raycl.cli import main  # noqa: E402
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["deploy", *sys.argv[1:]]))
+    run(["deploy"])

@@ -8,12 +8,7 @@ RAY_ADDRESS is set, so the trainer joins that cluster instead of starting one. G
 an absolute path: the job runs in a temporary copy of the working directory.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from raycl.cli import main  # noqa: E402
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["hyper-train", "--backend", "ray", *sys.argv[1:]]))
+    run(["hyper-train", "--backend", "ray"])

@@ -5,12 +5,7 @@
 Options are those of `raycl selfnet multiarch --help`; --workers defaults to 2 here (Ray on).
 """
 
-import sys
-
-from raycl.cli import main
+from _entry import run
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if not any(a == "--workers" or a.startswith("--workers=") for a in argv):
-        argv += ["--workers", "2"]
-    sys.exit(main(["selfnet", "multiarch", *argv]))
+    run(["selfnet", "multiarch"], {"--workers": "2"})

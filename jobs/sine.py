@@ -7,9 +7,7 @@ job's driver; independent ones (`--seeds N`, `--compare sharing channels`) run a
 on the cluster. Every option of `raycl sine --help` is accepted.
 """
 
-import sys
-
-from raycl.cli import main
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["sine", *sys.argv[1:]]))
+    run(["sine"])

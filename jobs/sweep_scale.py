@@ -9,12 +9,7 @@ storage every node sees (or the head's disk for one node): the job runs in a tem
 of the working directory. Submitting the same command again resumes a killed sweep.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from raycl.cli import main  # noqa: E402
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["sweep", "scale", *sys.argv[1:]]))
+    run(["sweep", "scale"])

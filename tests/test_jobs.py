@@ -141,3 +141,22 @@ def test_job_submit_sweep(head, tmp_path):
     df = pd.read_parquet(out / "sweep.parquet")
     assert df["trial"].nunique() == 1 and sorted(df["epoch"]) == [0, 1, 2]
     assert list((out / "tune").glob("*/events.out.tfevents.*"))
+
+
+def test_job_entry_points_add_a_default_only_for_flags_the_job_leaves_out(monkeypatch):
+    import importlib.util
+
+    import raycl.cli
+
+    spec = importlib.util.spec_from_file_location("_entry", Path(__file__).resolve().parents[1] / "jobs" / "_entry.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    seen = []
+    monkeypatch.setattr(raycl.cli, "main", lambda argv: seen.append(argv) or 0)
+    for argv in (["--out", "r"], ["--out", "r", "--workers=4"], ["--workers", "3"]):
+        monkeypatch.setattr(sys, "argv", ["job.py", *argv])
+        with pytest.raises(SystemExit):
+            entry.run(["selfnet", "scaling"], {"--workers": "2"})
+    assert seen == [["selfnet", "scaling", "--out", "r", "--workers", "2"],
+                    ["selfnet", "scaling", "--out", "r", "--workers=4"],
+                    ["selfnet", "scaling", "--workers", "3"]]

@@ -91,13 +91,19 @@ def _feed(h, x) -> None:
         h.update(repr(x).encode())
 
 
-def deployment_key(c: Contender, sets: dict, cfg: HyperConfig, d: int, seeds: int, lrs, criterion: str) -> str:
+def data_key(sets: dict) -> str:
+    h = hashlib.sha256()
+    _feed(h, {n: [p.images, p.labels] for n, p in sets.items()})
+    return h.hexdigest()
+
+
+def deployment_key(c: Contender, data: str, cfg: HyperConfig, d: int, seeds: int, lrs, criterion: str) -> str:
     """Everything a contender's deployment results depend on, hashed: its network (structure,
-    θ0, φ), how it deploys, the deployment settings, and the data of every set."""
+    θ0, φ), how it deploys, the deployment settings, and the sets' data (`data_key`)."""
     h = hashlib.sha256()
     deploy_cfg = {f: getattr(cfg, f) for f in ("k", "deploy_i", "deploy_holdout", "mode", "n_outputs")}
     _feed(h, [c.name, c.kind, c.budget, repr(c.model), c.theta0, c.phi, deploy_cfg, d, seeds, list(lrs), criterion,
-              SELECT_SEED, EVAL_SEED, {n: [p.images, p.labels] for n, p in sets.items()}])
+              SELECT_SEED, EVAL_SEED, data])
     return h.hexdigest()[:32]
 
 
@@ -121,8 +127,9 @@ def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, s
     rows, chosen = [], {}
     total = len(contenders) * (1 + len(sets))
     bar = tqdm(total=total, desc=f"deploying (d={d})", disable=not progress)
+    data = data_key(sets) if cache else None
     for c in contenders:
-        path = cache / f"{deployment_key(c, sets, cfg, d, seeds, lrs, criterion)}.json" if cache else None
+        path = cache / f"{deployment_key(c, data, cfg, d, seeds, lrs, criterion)}.json" if cache else None
         hit = _read_cached(path)
         if hit is not None:
             rows += hit["rows"]
