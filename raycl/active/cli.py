@@ -76,13 +76,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--lambd", type=float, default=0.0051, help="dalbt: off-diagonal weight λ")
     m.add_argument("--projector", type=int, default=256, help="dalbt: projector width")
     t = r.add_argument_group("training (per stage)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--min-steps", type=int, default=150, help="at least this many updates per stage (tiny pools)")
+    t.add_argument("--epochs", type=int, default=300, help="epochs per stage at most (see --patience)")
+    t.add_argument("--min-steps", type=int, default=150, help="at least this many updates per stage (tiny pools; early stopping waits for them)")
     t.add_argument("--batch-size", type=int, default=None, help="default 128 (vnn), 64 (dalbt)")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weight-decay", type=float, default=1e-5)
     t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     t.add_argument("--eval-every", type=int, default=5, help="epochs between validation checks (model selection)")
+    t.add_argument("--patience", type=int, default=25,
+                   help="early stopping: end a stage's training after this many epochs without a better validation "
+                        "accuracy (0: always train --epochs)")
     x = r.add_argument_group("execution")
     x.add_argument("--no-ray", action="store_true", help="run everything in this process, one run after another")
     x.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
@@ -137,7 +140,8 @@ def loop_config(args):
         opts.update(gamma=args.gamma, lambd=args.lambd, projector=args.projector, latent=args.latent)
     train = TrainConfig(epochs=args.epochs, min_steps=args.min_steps,
                         batch_size=args.batch_size or (128 if args.model == "vnn" else 64), lr=args.lr,
-                        weight_decay=args.weight_decay, optimizer=args.optimizer, eval_every=args.eval_every)
+                        weight_decay=args.weight_decay, optimizer=args.optimizer, eval_every=args.eval_every,
+                        patience=args.patience)
     cfg = LoopConfig(model=args.model, model_options=opts, initial=args.initial, budget=args.budget,
                      target=args.target, stages=args.stages, warm_start=args.warm_start,
                      remove_classes=removed if args.remove_classes is None else args.remove_classes,

@@ -16,12 +16,13 @@ from raycl import RayclError
 @dataclass
 class TrainConfig:
     epochs: int = 40
-    min_steps: int = 0  # a tiny labeled pool still gets this many updates
+    min_steps: int = 0  # a tiny labeled pool still gets this many updates (early stopping waits for them)
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 1e-5
     optimizer: str = "adam"  # adam | sgd (momentum 0.9)
     eval_every: int = 5  # epochs between validation checks
+    patience: int = 0  # stop after this many epochs without a better validation accuracy (0: run all epochs)
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -55,7 +56,9 @@ def accuracy(model, images, labels, device, batch_size: int = 1024) -> float:
 
 def fit(model, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Tensor, val_labels: torch.Tensor,
         cfg: TrainConfig, device, generator: torch.Generator) -> tuple[torch.nn.Module, dict]:
-    """Train on (images, labels); return the model at its best validation accuracy."""
+    """Train on (images, labels); return the model at its best validation accuracy. With
+    `cfg.patience`, stop early once that many epochs pass without a better one (`cfg.epochs`
+    is then the cap)."""
     if len(images) == 0:
         raise RayclError("the labeled pool is empty; use --initial > 0")
     model.to(device)
@@ -70,7 +73,7 @@ def fit(model, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Ten
     per_epoch = math.ceil(n / cfg.batch_size)
     epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
     images, labels = images.to(device), labels.to(device)
-    best, best_state, history = -1.0, None, []
+    best, best_state, best_epoch = -1.0, None, 0
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
@@ -86,11 +89,12 @@ def fit(model, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Ten
             opt.step()
         if epoch % cfg.eval_every == 0 or epoch == epochs:
             acc = accuracy(model, val_images, val_labels, device)
-            history.append((epoch, acc))
             if acc > best:
-                best, best_state = acc, copy.deepcopy(model.state_dict())
+                best, best_state, best_epoch = acc, copy.deepcopy(model.state_dict()), epoch
+            elif cfg.patience and epoch - best_epoch >= cfg.patience and epoch * per_epoch >= cfg.min_steps:
+                break
     model.load_state_dict(best_state)
-    return model, {"val_accuracy": best, "epochs": epochs, "best_epoch": max(history, key=lambda h: h[1])[0]}
+    return model, {"val_accuracy": best, "epochs": epochs, "trained_epochs": epoch, "best_epoch": best_epoch}
 
 
 def seeded_generator(seed: int) -> torch.Generator:
