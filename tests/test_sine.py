@@ -102,6 +102,21 @@ def test_plastic_deployment_restores_phi():
     assert all(torch.equal(phi[k], v) for k, v in learner.phi.items())
 
 
+def test_deployment_learning_rate_overrides_alpha_for_that_call_only(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    fn = sample_function(rng)
+    streams = [(sample_stream(fn, rng, 2, 5), whole_function_grid(fn))]
+    _, learner = _small_learner(lr_theta=1e-2)
+    _, other = _small_learner(lr_theta=3e-3)
+    phi = snapshot(learner.phi)
+    at_other = deploy(learner, phi, streams, lr_theta=3e-3)
+    assert learner.theta_opt.lr == 1e-2
+    assert at_other[0]["total"] == pytest.approx(deploy(other, phi, streams)[0]["total"], rel=1e-6)
+    assert deploy(learner, phi, streams)[0]["total"] != pytest.approx(at_other[0]["total"], rel=1e-3)
+    assert main(["sine", "--preset", "quick", "--out", str(tmp_path / "run"), "--deploy-lr-theta", "0"]) == 2
+    assert "--deploy-lr-theta must be positive" in capsys.readouterr().err
+
+
 def test_sine_cli_quick(tmp_path):
     out = tmp_path / "run"
     assert main(["sine", "--preset", "quick", "--out", str(out), "--no-progress", "--epochs", "3"]) == 0
@@ -235,6 +250,12 @@ def test_seeds_summary_reports_both_spreads():
     # a wide spread over seeds fails that check only
     wide = seeds_summary([_fake_seed(0, [0.1, 0.1], [0.2, 0.2]), _fake_seed(1, [0.1, 0.1], [1.2, 1.2])])
     assert not wide["must_show"]["checks"]["across_seed_spread"]["meta_lower_by_more_than_spread"]
+    assert fn["reachable_by_any_phenotype"] and fn["largest_possible_difference"] == pytest.approx(0.7)
+    # heavy-tailed random errors (std > mean): even a perfect phenotype (MSE 0) fails the per-function check
+    tail = seeds_summary([_fake_seed(0, [0.0, 0.0], [0.01, 0.01]), _fake_seed(1, [0.0, 0.0], [0.01, 1.0])])
+    fn = tail["must_show"]["checks"]["per_function_spread"]
+    assert not fn["meta_lower_by_more_than_spread"] and not fn["reachable_by_any_phenotype"]
+    assert fn["largest_possible_difference"] == pytest.approx(fn["difference"])
 
 
 def test_sine_cli_seeds_in_process(tmp_path):

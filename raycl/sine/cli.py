@@ -63,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phenotype-hidden", type=int, nargs="+", default=[15, 8])
     p.add_argument("--no-skips", action="store_true", help="drop the j->j+2 skip synapses")
     p.add_argument("--lr-theta", type=float, default=1e-3, help="synapse learning rate α")
+    p.add_argument("--deploy-lr-theta", type=float, default=None,
+                   help="α at deployment, for every phenotype (default: --lr-theta)")
     p.add_argument("--lr-phi", type=float, default=1e-4, help="phenotype learning rate γ")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="update rule for both θ and φ: adam (default) or sgd (plain steps as in eq 5.5; "
@@ -112,11 +114,13 @@ def cmd_sine(args) -> int:
     cfg = SineConfig(
         sharing=args.sharing, n_channels=pick("n_channels", 40), hidden=tuple(pick("hidden", [40, 40])),
         phenotype_hidden=tuple(args.phenotype_hidden), skips=not args.no_skips, lr_theta=args.lr_theta,
-        lr_phi=args.lr_phi, optimizer=args.optimizer, n_subtasks=args.subtasks,
+        deploy_lr_theta=args.deploy_lr_theta, lr_phi=args.lr_phi, optimizer=args.optimizer, n_subtasks=args.subtasks,
         samples_per_task=pick("samples_per_task", 100), filter=args.filter, inner_phi=not args.no_inner_phi,
     )
     if min(cfg.n_channels, *cfg.hidden, cfg.n_subtasks, cfg.samples_per_task) < 1:
         raise RayclError("--n-channels, --hidden, --subtasks and --samples-per-task must be positive")
+    if min(cfg.lr_theta, cfg.lr_phi, 1.0 if cfg.deploy_lr_theta is None else cfg.deploy_lr_theta) <= 0:
+        raise RayclError("--lr-theta, --lr-phi and --deploy-lr-theta must be positive")
     deploy_functions = pick("deploy_functions", 25)
     if deploy_functions < 2:
         raise RayclError("--deploy-functions must be at least 2 (a std needs two)")
@@ -160,7 +164,13 @@ def cmd_sine(args) -> int:
         print(f"meta-learned lower than random by {m['difference_random_minus_meta']:.4f}; "
               f"more than the spread ({m['spread_used']}, {m['spread_max_std']:.4f}): "
               f"{m['meta_lower_by_more_than_spread']}")
+        if not m["reachable_by_any_phenotype"]:
+            print(_UNREACHABLE.format(**m["random"]))
     return 0
+
+
+_UNREACHABLE = ("  (no phenotype can pass this reading: an MSE is never below 0, so the difference is at most "
+                "random's mean {mean:.4f}, which is below random's own std {std:.4f})")
 
 
 def _print_seeds(out, s: dict) -> None:
@@ -177,6 +187,8 @@ def _print_seeds(out, s: dict) -> None:
         for name, c in m["checks"].items():
             print(f"must-show, {name}: difference {c['difference']:.4f} vs spread {c['spread']:.4f} "
                   f"({c['spread_used']}): lower by more than the spread: {c['meta_lower_by_more_than_spread']}")
+            if not c.get("reachable_by_any_phenotype", True):
+                print("  " + _UNREACHABLE.format(**m["random"]["pooled_functions"]))
         d = m["paired_per_function"]
         print(f"paired per function: {d['mean']:.4f} ± {d['std']:.4f} (s.e. {d['standard_error']:.4f}, median "
               f"{d['median']:.4f}); meta-learned better on {d['functions_where_meta_is_better']}/{d['n']}")

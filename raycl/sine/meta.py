@@ -35,6 +35,7 @@ class SineConfig:
     phenotype_gain: float = 1.0
     lr_theta: float = 1e-3
     lr_phi: float = 1e-4
+    deploy_lr_theta: float | None = None  # α at deployment (None: lr_theta)
     optimizer: str = "sgd"
     n_subtasks: int = 5
     samples_per_task: int = 100
@@ -208,13 +209,19 @@ def deploy(
     streams: Iterable[tuple[list, tuple]],
     plastic: bool = False,
     keep_predictions: bool = False,
+    lr_theta: float | None = None,
 ) -> list[dict]:
     """Deployment: every function starts from θ0 and the given φ; φ is frozen unless
-    `plastic` (then it keeps learning the task loss at lr γ, as in the inner loop)."""
-    records = []
-    for stream, grid in streams:
-        learner.set_phi(phi)
-        learner.phi_opt.reset()
-        records.append(run_function(learner, stream, grid, plastic_phi=plastic, keep_predictions=keep_predictions))
+    `plastic` (then it keeps learning the task loss at lr γ, as in the inner loop). θ steps at
+    `lr_theta` (default: the learner's α)."""
+    records, alpha = [], learner.theta_opt.lr
+    learner.theta_opt.lr = alpha if lr_theta is None else lr_theta
+    try:
+        for stream, grid in streams:
+            learner.set_phi(phi)
+            learner.phi_opt.reset()
+            records.append(run_function(learner, stream, grid, plastic_phi=plastic, keep_predictions=keep_predictions))
+    finally:
+        learner.theta_opt.lr = alpha
     learner.set_phi(phi)
     return records
