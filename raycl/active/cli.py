@@ -77,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--projector", type=int, default=256, help="dalbt: projector width")
     t = r.add_argument_group("training (per stage)")
     t.add_argument("--epochs", type=int, default=300, help="epochs per stage at most (see --patience)")
-    t.add_argument("--min-steps", type=int, default=150, help="at least this many updates per stage (tiny pools; early stopping waits for them)")
+    t.add_argument("--min-steps", type=int, default=150,
+                   help="at least this many updates per stage (tiny pools; early stopping waits for them)")
     t.add_argument("--batch-size", type=int, default=None, help="default 128 (vnn), 64 (dalbt)")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weight-decay", type=float, default=1e-5)
