@@ -378,7 +378,8 @@ def seeds_summary(per_seed: list[dict]) -> dict:
                 "per_function_spread": {
                     "spread_used": pooled["spread_used"], "spread": fn_spread, "difference": diff,
                     "meta_lower_by_more_than_spread": bool(diff > fn_spread),
-                    **reachability(pooled["random"])},
+                    "largest_possible_difference": pooled["largest_possible_difference"],
+                    "reachable_by_any_phenotype": pooled["reachable_by_any_phenotype"]},
                 "across_seed_spread": {
                     "spread_used": f"std of the {len(seeds)} per-seed mean MSEs (the larger of meta-learned's "
                                    "and random's)",
