@@ -6,7 +6,7 @@
 Every argument is passed to `raycl sweep overtraining` (see its --help). Inside a job RAY_ADDRESS
 is set, so the sweep runs its trials on that cluster. Give --out as an absolute path on
 storage every node sees (or the head's disk for one node): the job runs in a temporary copy
-of the working directory. Submitting the same command again resumes a killed sweep.
+of the working directory. Submitting the same command again with --resume resumes a killed sweep.
 """
 
 from _entry import run

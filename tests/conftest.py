@@ -9,3 +9,41 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def run_cli(capsys, *argv):
+    """Run `raycl ARGV` in this process: (exit code, stdout, stderr)."""
+    from raycl.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse errors and --help
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(err: str) -> str:
+    """The one line an error ends with; fails if there is more than one raycl line or a traceback."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    mine = [line for line in lines if line.startswith("raycl")]
+    assert len(mine) == 1 and lines[-1] == mine[0], err
+    return mine[0]
+
+
+def snapshot(folder) -> dict:
+    """Every file under `folder` with its bytes and mtime: to show nothing on disk changed."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def cli(capsys):
+    """cli(*argv) -> (code, stdout, stderr) of `raycl ARGV` run in this process."""
+    return lambda *argv: run_cli(capsys, *argv)

@@ -113,8 +113,13 @@ def test_score_table_pairs_originals_with_reconstructions():
     rows += [{"stage": 0, "after": "Pong", "game": "Pong", "network": "reconstructed", "cosine": 0.998,
               "episode": e, "score": s} for e, s in enumerate([2.0, 2.0])]
     (t,) = score_table(rows, ["Pong"])
-    assert (t["original_mean"], t["original_std"], t["reconstructed_mean"], t["reconstructed_std"]) == (2, 1, 2, 0)
-    assert "0.99800" in format_table([t])
+    # sample std (ddof = 1) over the episodes: [1, 3] -> sqrt(2)
+    assert (t["original_mean"], t["reconstructed_mean"], t["reconstructed_std"]) == (2, 2, 0)
+    assert t["original_std"] == pytest.approx(2 ** 0.5) and t["original_n"] == t["reconstructed_n"] == 2
+    text = format_table([t])
+    assert "0.99800" in text and "2.0 ± 1.4" in text and "sample std (ddof = 1) over 2 evaluation episodes" in text
+    (one,) = score_table([rows[0], rows[2]], ["Pong"])  # one episode: no spread, shown as '-'
+    assert one["original_std"] != one["original_std"] and "1.0 ± -" in format_table([one])
 
 
 @pytest.fixture(scope="module")

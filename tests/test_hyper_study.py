@@ -76,10 +76,11 @@ def test_report_hyper_compares_every_run_with_its_baselines_and_iid_control(tmp_
     md = (tmp_path / "report.md").read_text()
     assert "## All runs" in md and "`first-order`" in md and "`through-2`" in md
     assert "through 2 steps" in md
-    for contender in ("IID control", "random phenotype g=1.5", "random phenotype g=2.0", "tanh MLP", "iid replay (500)"):
+    for contender in ("IID control", "random phenotype g=1.5", "random phenotype g=2.0", "tanh MLP", "iid replay (500)",
+                      "iid replay (k·d)"):
         assert f"| {contender} |" in md
-    # the five baselines of the two same-shaped runs were deployed once (hyper-trained and IID control: twice)
-    assert len(list((tmp_path / ".deployments").glob("*.json"))) == 5 + 2 + 2
+    # the six baselines of the two same-shaped runs were deployed once (hyper-trained and IID control: twice)
+    assert len(list((tmp_path / ".deployments").glob("*.json"))) == 6 + 2 + 2
     for run in ("first-order", "through-2"):
         assert (tmp_path / run / "iid-control" / "checkpoint.pt").exists()
         assert (tmp_path / run / "report_cosine.png").stat().st_size > 0

@@ -248,7 +248,12 @@ def test_cli_continual_writes_table_summary_and_figure(tmp_path):
     assert summary["task_network_params"] == 21_840
     assert set(summary["baselines_final_acc"]) == {"sgd", "ewc"}
     assert (out / "continual.png").stat().st_size > 0 and (out / "store.pt").exists()
-    assert main(["selfnet", "continual", "--tasks", "0", "--out", str(out)]) == 2
+    with pytest.raises(SystemExit) as e:  # a range check on the flag: argparse's error, exit 2
+        main(["selfnet", "continual", "--tasks", "0", "--out", str(out)])
+    assert e.value.code == 2
+    # the finished run is never replaced by a new one without --overwrite
+    assert main(["selfnet", "continual", "--tasks", "2", "--out", str(out)]) == 2
+    assert json.loads((out / "summary.json").read_text()) == summary
 
 
 @pytest.mark.slow

@@ -113,8 +113,11 @@ def test_deployment_learning_rate_overrides_alpha_for_that_call_only(tmp_path, c
     assert learner.theta_opt.lr == 1e-2
     assert at_other[0]["total"] == pytest.approx(deploy(other, phi, streams)[0]["total"], rel=1e-6)
     assert deploy(learner, phi, streams)[0]["total"] != pytest.approx(at_other[0]["total"], rel=1e-3)
-    assert main(["sine", "--preset", "quick", "--out", str(tmp_path / "run"), "--deploy-lr-theta", "0"]) == 2
-    assert "--deploy-lr-theta must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # a range check on the flag itself: argparse's error, exit 2
+        main(["sine", "--preset", "quick", "--out", str(tmp_path / "run"), "--deploy-lr-theta", "0"])
+    assert e.value.code == 2
+    assert "--deploy-lr-theta: must be > 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_sine_cli_quick(tmp_path):

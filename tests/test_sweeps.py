@@ -191,7 +191,7 @@ def test_sweep_killed_mid_run_resumes_and_completes_every_trial_once(tmp_path):
     finished_before = {e["trial"] for e in before if e["event"] == "done"}
     assert finished_before and len(finished_before) < 4
 
-    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    second = subprocess.run([*cmd, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     for pid in _pids_naming(ray_tmp):
         os.kill(pid, signal.SIGKILL)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Train on the labeled pool, query b samples with each strategy, let the oracle label them, repeat "
             "until the label budget is spent; every strategy and seed runs as its own Ray task. Writes "
             "metrics.parquet (strategy, seed, stage, labeled %%, accuracy, OOD queries, selection seconds), "
-            "tb/ (TensorBoard), summary.json (mean ± std over seeds) and curves.png to --out. "
+            "tb/ (TensorBoard), summary.json (mean ± sample std, ddof = 1, over seeds) and curves.png to --out. "
             "Offline default: scikit-learn digits with 20%% 'shapes' out-of-distribution images in the pool."),
         epilog=("strategies: random, uncertainty, weibull[:threshold=T|val,accept=F,rank=outlier|uncertainty|random,"
                 "balance=0|1,unknowns=0|1,order=highest|lowest,tail=F], coreset, "
@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "batchbald[:passes=N,configs=N,candidates=N], waal[:steps=N,diversity=W]. "
                 "Example: raycl active run --seeds 5 --out runs/al_ood"))
     r.add_argument("--out", required=True, help="run folder to write")
+    r.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
     r.add_argument("--scenario", choices=list(SCENARIOS), default="ood",
                    help="ood: 20%% out-of-distribution pool; standard; biased: 3 classes missing from L0; "
                         "noisy: 20%% of oracle labels flipped within a superclass")
@@ -102,6 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "writes sampling_time.json (+ .parquet) to --out.")
     add_timing_args(s)
     s.add_argument("--out", required=True, help="folder to write")
+    s.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     s.set_defaults(func=cmd_sampling_time)
 
 
@@ -151,19 +153,64 @@ def loop_config(args):
     return scenario, cfg
 
 
-def cmd_run(args) -> int:
-    from raycl.active.experiment import run_experiment
+def _check_strategies(specs: list[str]) -> None:
+    from raycl import RayclError
+    from raycl.active.strategies import make_strategy
 
-    scenario, cfg = loop_config(args)
+    for s in specs:
+        make_strategy(s)
+    if len(set(specs)) != len(specs):
+        raise RayclError(f"--strategies repeats a strategy: {' '.join(specs)}")
+
+
+def _check_run(args) -> None:
+    """The settings that need no data (and the data sources' names and roots): checked before
+    anything is loaded, before Ray starts and before --out is touched."""
+    from raycl import RayclError
+    from raycl.active.models import ENCODERS
+    from raycl.checks import data_source
+
+    if args.initial < 1:
+        raise RayclError("--initial must be at least 1: the first model trains on the initial labeled pool")
+    if args.backbone != "auto" and args.backbone not in ENCODERS:
+        raise RayclError(f"--backbone: unknown backbone '{args.backbone}'; choose auto or one of {', '.join(ENCODERS)}")
+    data_source(args.dataset, args.data_root, args.download, flag="--dataset")
+    ood_frac = SCENARIOS[args.scenario][0] if args.ood_fraction is None else args.ood_fraction
+    if ood_frac > 0:
+        names = [n for n in args.ood.split(",") if n and n != "none"]
+        if not names:
+            raise RayclError(f"an OOD fraction of {ood_frac} needs --ood sources (or --ood-fraction 0)")
+        for n in names:
+            data_source(n, args.data_root, args.download, flag="--ood")
+    if ood_frac >= 1:
+        raise RayclError("--ood-fraction must be below 1: the pool needs in-distribution images")
+
+
+def cmd_run(args) -> int:
+    from raycl import RayclError
+    from raycl.active.experiment import run_experiment
+    from raycl.runio import claim_run, results
+
     strategies = args.strategies or DEFAULT_STRATEGIES.get(args.scenario, DEFAULT_STRATEGIES["standard"])
+    _check_strategies(strategies)
+    _check_run(args)
+    scenario, cfg = loop_config(args)
+    if cfg.noise > 0 and cfg.superclasses is None:
+        raise RayclError("a noisy oracle flips labels within superclasses: use a dataset with coarse labels "
+                         "(cifar100) or give --superclasses, e.g. '0,6,8,9;1,4,7;2,3,5'")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    result = run_experiment(scenario, strategies, seeds, cfg, args.out, use_ray=not args.no_ray,
-                            address=args.address, num_cpus=args.num_cpus, gpus_per_run=args.gpus_per_run)
-    print(f"{'strategy':<24} {'final accuracy':>16} {'labeled %':>12} {'OOD queries':>14}")
+    # metrics.parquet, summary.json and curves.png are written together when every run has
+    # finished; the rows of finished runs meanwhile in metrics.partial.parquet
+    with claim_run(args.out, overwrite=args.overwrite, command="raycl active run"), results(args.out):
+        result = run_experiment(scenario, strategies, seeds, cfg, args.out, use_ray=not args.no_ray,
+                                address=args.address, num_cpus=args.num_cpus, gpus_per_run=args.gpus_per_run)
+    from raycl.stats import fmt, what
+
+    print(f"{what('seeds', len(seeds))}:")
+    print(f"{'strategy':<24} {'final accuracy %':>18} {'labeled %':>14} {'OOD queries':>14}")
     for name, s in result["strategies"].items():
         fa, lp, oq = s["final_accuracy"], s["final_labeled_pct"], s["ood_queries"]
-        print(f"{name:<24} {100 * fa['mean']:8.2f} ± {100 * fa['std']:5.2f} {lp['mean']:6.1f} ± {lp['std']:4.1f} "
-              f"{oq['mean']:7.1f} ± {oq['std']:5.1f}")
+        print(f"{name:<24} {fmt(fa, 100, 2):>18} {fmt(lp, 1, 1):>14} {fmt(oq, 1, 1):>14}")
     if result["checks"]:
         print("checks:", ", ".join(f"{k}={v}" for k, v in result["checks"].items()))
     print(f"wrote {args.out}/metrics.parquet, summary.json, curves.png, tb/")
@@ -173,14 +220,22 @@ def cmd_run(args) -> int:
 def cmd_sampling_time(args) -> int:
     import json
 
+    from raycl import RayclError
     from raycl.active.timing import sampling_time
-    from raycl.runio import write_json, write_parquet
+    from raycl.runio import claim_run, results, write_json, write_parquet
 
-    result = sampling_time(pool=args.pool, labeled=args.labeled, budget=args.budget, size=args.size,
-                           repeats=args.repeats, strategies=args.strategies, device=args.device, seed=args.seed,
-                           train_steps=args.train_steps, progress=True)
-    write_json(f"{args.out}/sampling_time.json", result)
-    write_parquet(f"{args.out}/sampling_time.parquet",
-                  [{"strategy": k, **v} for k, v in result["strategies"].items()])
+    if args.strategies:
+        _check_strategies(args.strategies)
+    if args.labeled < 2:
+        raise RayclError("--labeled must be at least 2 (the timed model trains on it, with batch norm)")
+    if args.budget > args.pool:
+        raise RayclError(f"--budget {args.budget} is more than the --pool {args.pool} it selects from")
+    with claim_run(args.out, overwrite=args.overwrite, command="raycl active sampling-time"), results(args.out):
+        result = sampling_time(pool=args.pool, labeled=args.labeled, budget=args.budget, size=args.size,
+                               repeats=args.repeats, strategies=args.strategies, device=args.device, seed=args.seed,
+                               train_steps=args.train_steps, progress=True)
+        write_json(f"{args.out}/sampling_time.json", result)
+        write_parquet(f"{args.out}/sampling_time.parquet",
+                      [{"strategy": k, **v} for k, v in result["strategies"].items()])
     print(json.dumps(result))
     return 0

@@ -1,6 +1,6 @@
 """An experiment: every strategy x seed on one scenario, run through Ray (or in-process),
 written to a run folder: metrics.parquet (one row per strategy, seed and stage),
-TensorBoard scalars, summary.json (mean ± std over seeds) and curves.png."""
+TensorBoard scalars, summary.json (mean ± sample std, ddof = 1, over seeds, with n) and curves.png."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from raycl.active.distributed import run_local, run_ray
 from raycl.active.loop import LoopConfig
 from raycl.active.scenario import Scenario
 from raycl.active.strategies import make_strategy
-from raycl.runio import RunDir
+from raycl.runio import RunDir, write_parquet
+
+# the rows of the runs finished so far, written as each run ends (now, even inside
+# `results(out)`), so an interrupted experiment keeps them; removed once metrics.parquet is final
+PARTIAL = "metrics.partial.parquet"
 
 
 def run_experiment(scenario: Scenario, strategies: list[str], seeds: list[int], cfg: LoopConfig, out: str,
@@ -38,19 +42,23 @@ def run_experiment(scenario: Scenario, strategies: list[str], seeds: list[int], 
             run.scalar(f"{tag}/labeled_pct", r["labeled_pct"], r["stage"])
             run.scalar(f"{tag}/ood_queries", r["ood_queries"], r["stage"])
             run.scalar(f"{tag}/selection_seconds", r["selection_seconds"], r["stage"])
-        run.flush()  # a partial table survives an interrupted experiment
+        write_parquet(run.path / PARTIAL, run.rows, now=True)  # a partial table survives an interruption
+        if run._tb is not None:
+            run._tb.flush()
         if bar:
             last = rows[-1]
             bar.set_postfix_str(f"{last['strategy']} seed {last['seed']}: acc {last['accuracy']:.3f}")
             bar.update(1)
 
     t0 = time.perf_counter()
-    if use_ray:
-        run_ray(scenario, jobs, cfg, done, address=address, num_cpus=num_cpus, gpus_per_run=gpus_per_run)
-    else:
-        run_local(scenario, jobs, cfg, done)
-    if bar:
-        bar.close()
+    try:
+        if use_ray:
+            run_ray(scenario, jobs, cfg, done, address=address, num_cpus=num_cpus, gpus_per_run=gpus_per_run)
+        else:
+            run_local(scenario, jobs, cfg, done)
+    finally:  # the bar's last line before any error message
+        if bar:
+            bar.close()
     df = pd.DataFrame(run.rows)
     summary = report.summarize(df)
     cfg_dict = dataclasses.asdict(cfg)
@@ -70,4 +78,5 @@ def run_experiment(scenario: Scenario, strategies: list[str], seeds: list[int], 
                                      if scenario.ood_fraction else "") + f", {len(seeds)} seeds"
     run.figure(report.curves_figure(df, title), "curves.png")
     run.close()
+    (run.path / PARTIAL).unlink(missing_ok=True)
     return result

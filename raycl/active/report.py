@@ -1,32 +1,30 @@
-"""Results of an active-learning experiment: the stage table, mean ± std summaries over
-seeds, and accuracy-vs-labeled-% curves (like the dissertation's Fig 3.3)."""
+"""Results of an active-learning experiment: the stage table, summaries over seeds
+(raycl.stats.describe: mean ± sample std, ddof = 1, with n), and accuracy-vs-labeled-% curves (like the dissertation's Fig 3.3)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-
-def mean_std(values) -> dict:
-    v = np.asarray(list(values), dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+from raycl.stats import describe, what
 
 
 def summarize(df: pd.DataFrame) -> dict:
     """Per strategy, over seeds: final accuracy, final labeled %, OOD queries (total),
-    mean selection seconds per stage, and the area under the accuracy curve."""
+    mean selection seconds per stage, and the area under the accuracy curve. Each is
+    raycl.stats.describe over the seeds: mean, sample std (ddof = 1; NaN, null in JSON, with
+    one seed), n, standard error, median, range and 95% interval."""
     out = {}
     for strategy, g in df.groupby("strategy", sort=False):
         last = g.loc[g.groupby("seed")["stage"].idxmax()]
         curve = g.groupby("seed")["accuracy"].mean()
         sel = g[g["stage"] > 0].groupby("seed")["selection_seconds"].mean()
         out[strategy] = {
-            "final_accuracy": mean_std(last["accuracy"]),
-            "final_labeled_pct": mean_std(last["labeled_pct"]),
-            "ood_queries": mean_std(last["ood_queries"]),
-            "queries": mean_std(last["queries"]),
-            "mean_accuracy_over_stages": mean_std(curve),
-            "selection_seconds_per_stage": mean_std(sel) if len(sel) else None,
+            "final_accuracy": describe(last["accuracy"]),
+            "final_labeled_pct": describe(last["labeled_pct"]),
+            "ood_queries": describe(last["ood_queries"]),
+            "queries": describe(last["queries"]),
+            "mean_accuracy_over_stages": describe(curve),
+            "selection_seconds_per_stage": describe(sel) if len(sel) else None,
             "seeds": sorted(int(s) for s in g["seed"].unique()),
         }
     return out
@@ -68,13 +66,17 @@ def curves_figure(df: pd.DataFrame, title: str = ""):
     order = df.groupby("strategy")["accuracy"].mean().sort_values(ascending=False).index  # legend by accuracy
     for strategy in order:
         g = df[df["strategy"] == strategy].groupby("stage")
-        x, m, s = g["labeled_pct"].mean(), 100 * g["accuracy"].mean(), 100 * g["accuracy"].std().fillna(0)
+        acc = {stage: describe(v) for stage, v in g["accuracy"]}  # per stage, over seeds
+        x = g["labeled_pct"].mean()
+        m = 100 * pd.Series({k: d["mean"] for k, d in acc.items()})
+        s = 100 * pd.Series({k: d["std"] for k, d in acc.items()}).fillna(0)  # no band with one seed
         line, = ax.plot(x, m, marker="o", ms=3, label=strategy)
         ax.fill_between(x, m - s, m + s, alpha=0.15, color=line.get_color())
         if has_ood:
             axes[0][1].plot(g["stage"].first().index, g["ood_queries"].mean(), marker="o", ms=3, label=strategy)
-    ax.set_xlabel("% labeled data")
-    ax.set_ylabel("mean test accuracy (%) ± std over seeds")
+    seeds = sorted(set(df.groupby("strategy")["seed"].nunique()))
+    ax.set_xlabel(f"% labeled data (band: {what('seeds', '/'.join(map(str, seeds)))})", fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)

@@ -74,6 +74,12 @@ def fit(model, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Ten
     epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
     images, labels = images.to(device), labels.to(device)
     best, best_state, best_epoch = -1.0, None, 0
+    from raycl.guard import DivergenceGuard
+
+    # the first batch's loss is the start, but never below a fresh classifier's cross-entropy
+    # (log classes): a warm-started model's small first loss would make the limit too tight
+    guard = DivergenceGuard("active-learning training loss", "lower --lr",
+                            floor=math.log(max(2, int(labels.max()) + 1)))
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
@@ -82,8 +88,7 @@ def fit(model, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Ten
             if len(b) < 2 and n >= 2:  # batch norm needs two samples
                 continue
             loss, _ = model.loss(images[b], labels[b])
-            if not torch.isfinite(loss):
-                raise RayclError(f"loss became {loss.item()} at epoch {epoch}; lower --lr")
+            guard.check(loss.item(), f"epoch {epoch} of a stage's training")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -126,7 +126,8 @@ class Player:
         loss, parts = a3c_loss(torch.cat(values + [bootstrap]), torch.cat(logps),
                                torch.tensor(actions), np.asarray(rewards), cfg.gamma, cfg.tau, cfg.entropy)
         if not math.isfinite(parts["loss"]):
-            raise RayclError(f"A3C loss became {parts['loss']}; lower --lr")
+            raise RayclError(f"A3C loss became {parts['loss']} in a rollout: the run diverged and stops here, keeping "
+                             "its last good checkpoint; lower --lr")
         stats.updates += 1
         stats.add_loss(parts)
         return loss

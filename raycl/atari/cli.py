@@ -44,7 +44,10 @@ def register(subparsers) -> None:
                    help="each game's own action set instead of all 18 (networks then differ in size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/atari", help="run folder (RUN_DIR)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out (skips stored games, resumes checkpoints)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (skips stored games, resumes checkpoints); the settings must be "
+                        "the run's (--workers, --ae-lr, --ae-max-iters may change)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     p.set_defaults(func=run)
@@ -60,6 +63,8 @@ def config_from_args(args):
             hidden = tuple(int(h) for h in args.ae_hidden.split(",") if h.strip())
         except ValueError:
             raise RayclError(f"--ae-hidden takes comma-separated integers, got '{args.ae_hidden}'") from None
+        if any(h < 1 for h in hidden):
+            raise RayclError(f"--ae-hidden sizes must be > 0, got '{args.ae_hidden}'")
     eval_max = args.eval_max_steps
     cfg = preset(args.preset, frames=args.frames, workers=args.workers, episodes=args.episodes,
                  ae_hidden=hidden, ae_lr=args.ae_lr, ae_max_iters=args.ae_max_iters,
@@ -71,11 +76,76 @@ def config_from_args(args):
     return cfg
 
 
-def run(args) -> int:
-    from raycl.atari.incremental import format_table, run_incremental
+# settings a resumed run must keep (the rest, e.g. --workers, may change; --games may add games
+# after the run's): config key -> flag
+RESUME_SAME = {"frames": "--frames", "episodes": "--episodes", "eval_max_steps": "--eval-max-steps",
+               "threshold": "--threshold", "ae_hidden": "--ae-hidden", "seed": "--seed", "subvector": "subvector",
+               "latent": "latent", "ae_activation": "ae_activation", "ae_lam": "ae_lam"}
 
+
+def saved_config(out) -> dict | None:
+    """The config the run in `out` was started with: progress.json (after a game), else the
+    newest mid-game checkpoint; None when neither exists."""
+    from pathlib import Path
+
+    from raycl.atari.incremental import PROGRESS
+    from raycl.runio import read_json, torch_load
+
+    out = Path(out)
+    if (out / PROGRESS).is_file():
+        saved = read_json(out / PROGRESS)
+        return saved.get("config") if isinstance(saved, dict) else None
+    ckpts = sorted((out / "checkpoints").glob("*.pt"), key=lambda p: p.stat().st_mtime)
+    if ckpts:
+        saved = torch_load(ckpts[-1])
+        return saved.get("config") if isinstance(saved, dict) else None
+    return None
+
+
+def check_resume(cfg, out) -> None:
+    """--resume continues the run in `out` only with the settings it was started with."""
+    from raycl.checks import same_settings
+
+    saved = saved_config(out)
+    if not isinstance(saved, dict):
+        return
+    now = cfg.as_dict()
+    if "eval_max_steps" in now and now["eval_max_steps"] is None:
+        now["eval_max_steps"] = 0
+    if "eval_max_steps" in saved and saved["eval_max_steps"] is None:
+        saved = {**saved, "eval_max_steps": 0}
+    games = list(saved.get("games") or [])
+    if list(now["games"][:len(games)]) != games:
+        raise RayclError(f"--resume: --games {','.join(now['games'])} (the run in {out} has {','.join(games)}); "
+                         "keep the run's games in their order (more may follow), or pass --overwrite to start over")
+    same_settings(saved, now, RESUME_SAME, out)
+    a, b = saved.get("a3c") or {}, now["a3c"]
+    same_settings(a, b, {"lr": "--lr"}, out)
+    if "full_action_space" in a and a["full_action_space"] != b["full_action_space"]:
+        flag = "--minimal-actions" if a["full_action_space"] else "no --minimal-actions"
+        raise RayclError(f"--resume: the run in {out} was started with {flag}; resume with the run's settings, or "
+                         "pass --overwrite to start it over")
+
+
+def run(args) -> int:
+    from raycl.atari.env import check_games
+    from raycl.atari.incremental import format_table, run_incremental, validate
+    from raycl.checks import resume_or_overwrite
+    from raycl.runio import claim_run, results
+
+    # every setting, the games and a --resume's match with the run are checked before any
+    # folder is touched or Ray starts
+    resume_or_overwrite(args)
     cfg = config_from_args(args)
-    summary = run_incremental(cfg, args.out, address=args.address, num_cpus=args.num_cpus, resume=args.resume)
+    validate(cfg)
+    check_games(cfg.games)
+    if args.resume:
+        check_resume(cfg, args.out)
+    # per-game progress (store.pt, nets/, scores.parquet, progress.json, checkpoints) is written as
+    # it comes; the final table, figure and summary.json together at the end
+    with claim_run(args.out, resume=args.resume, overwrite=args.overwrite, command="raycl atari"), \
+            results(args.out):
+        summary = run_incremental(cfg, args.out, address=args.address, num_cpus=args.num_cpus, resume=args.resume)
     print(format_table(summary["table"]))
     print(f"min cosine over every network and stage: {summary['min_cosine_every_stage']:.5f} "
           f"(threshold {cfg.threshold}); results in {args.out}")

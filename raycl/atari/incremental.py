@@ -14,14 +14,15 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from raycl import RayclError
 from raycl.atari.a3c import A3CConfig
 from raycl.atari.env import GAMES, check_games
 from raycl.runio import RunDir, read_parquet, torch_load, torch_save, write_parquet
+from raycl.stats import describe, fmt, what
 
+PROGRESS = "progress.json"  # the games done and the config, rewritten after each game
 SUBVECTOR = 76_863  # the Atari AE's input: 845,493 = 11 x 76,863 (the 18-action network + 2 zeros)
 LATENT = 200
 
@@ -87,17 +88,14 @@ def validate(cfg: AtariConfig) -> None:
         raise RayclError(f"--threshold must be in (0, 1], got {cfg.threshold}")
 
 
-def _stats(scores) -> tuple[float, float]:
-    a = np.asarray(scores, dtype=np.float64)
-    return float(a.mean()), float(a.std())
-
-
 def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = None, num_cpus: int | None = None,
                     resume: bool = False, progress: bool = True) -> dict:
     """Train, fold and replay every game; writes the run folder; returns the summary."""
     from tqdm.auto import tqdm
 
     from raycl.atari.parallel import RayA3C, num_actions
+    from raycl.guard import DivergenceGuard
+    from raycl.runio import write_json
     from raycl.selfnet import NetMeta, SelfNet, cosine
 
     validate(cfg)
@@ -148,8 +146,14 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
         bar = tqdm(total=cfg.frames, initial=min(start, cfg.frames), desc=f"[{stage + 1}/{len(cfg.games)}] {game}",
                    unit="frame", disable=not progress, dynamic_ncols=True)
         t0, seen = time.perf_counter(), {"frames": start, "episodes": 0}
+        # clipped rewards bound a return by 1/(1-γ), so a healthy rollout's loss stays far below
+        # 100x (rollout length x that bound); past it, or NaN/inf, the network has diverged
+        guard = DivergenceGuard(f"A3C loss ({game})", "lower --lr",
+                                start=cfg.a3c.rnn_steps / max(1e-6, 1.0 - cfg.a3c.gamma))
 
-        def on_chunk(result, total, game=game, bar=bar, t0=t0, seen=seen, stage=stage):
+        def on_chunk(result, total, game=game, bar=bar, t0=t0, seen=seen, stage=stage, guard=guard):
+            # before the checkpoint that follows this report, so a diverged state is never saved
+            guard.check(abs(result["losses"].get("loss", 0.0)), f"frame {total}")
             bar.update(max(0, min(total, cfg.frames) - bar.n))
             fps = (total - start) / max(1e-9, time.perf_counter() - t0)
             worker_fps = result["frames"] / max(1e-9, result["seconds"])
@@ -176,6 +180,7 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
                                        checkpoint_every=cfg.checkpoint_every)
         bar.close()
         run.flush()
+        write_parquet(out / "metrics.parquet", run.rows, now=True)  # --resume reads it back
         torch_save(nets_dir / f"{game}.pt", {"game": game, "actions": actions, "flat": flat, "frames": total})
 
         # --- fold into Self-Net -----------------------------------------------------------
@@ -218,8 +223,11 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
             for ep, s in enumerate(scores):
                 score_rows.append({"stage": stage, "after": game, "game": key, "network": which, "cosine": cos,
                                    "decoded_norm_ratio": ratio, "episode": ep, "score": float(s)})
-        write_parquet(scores_path, score_rows)
-        run.summary({"done": [k for k in selfnet.keys()], "config": cfg.as_dict()}, "progress.json")
+        # progress that --resume reads back: written now, even inside `results(out)`
+        write_parquet(scores_path, score_rows, now=True)
+        if train_log:
+            write_parquet(out / "train_episodes.parquet", train_log, now=True)
+        write_json(out / PROGRESS, {"done": [k for k in selfnet.keys()], "config": cfg.as_dict()}, now=True)
 
     table = score_table(score_rows, cfg.games)
     write_parquet(out / "table.parquet", table)
@@ -261,7 +269,8 @@ def storage(selfnet, norms: dict[str, float]) -> dict:
 
 
 def score_table(score_rows: list[dict], games) -> list[dict]:
-    """One row per (stage, game stored by then): original and reconstructed mean ± std, cosine."""
+    """One row per (stage, game stored by then): original and reconstructed score, mean ± sample
+    std (ddof = 1; NaN with one episode) over n evaluation episodes, and the cosine."""
     orig = {}
     for r in score_rows:
         if r["network"] == "original":
@@ -276,17 +285,20 @@ def score_table(score_rows: list[dict], games) -> list[dict]:
         g["scores"].append(r["score"])
     table = []
     for (stage, game), g in sorted(groups.items(), key=lambda kv: (kv[0][0], list(games).index(kv[0][1]))):
-        om, osd = _stats(orig[game])
-        rm, rsd = _stats(g["scores"])
-        table.append({"stage": stage, "after": g["after"], "game": game, "original_mean": om, "original_std": osd,
-                      "reconstructed_mean": rm, "reconstructed_std": rsd, "cosine": g["cosine"],
+        o, r = describe(orig[game]), describe(g["scores"])
+        table.append({"stage": stage, "after": g["after"], "game": game, "original_mean": o["mean"],
+                      "original_std": o["std"], "original_n": o["n"], "reconstructed_mean": r["mean"],
+                      "reconstructed_std": r["std"], "reconstructed_n": r["n"], "cosine": g["cosine"],
                       "decoded_norm_ratio": g["ratio"]})
     return table
 
 
 def format_table(table: list[dict]) -> str:
-    lines = [f"{'after':<14}{'game':<14}{'original':>18}{'reconstructed':>18}{'cosine':>10}"]
+    n = sorted({r.get(k) for r in table for k in ("original_n", "reconstructed_n") if r.get(k) is not None})
+    lines = [f"score per episode, {what('evaluation episodes', '/'.join(map(str, n)) or '?')}",
+             f"{'after':<14}{'game':<14}{'original':>18}{'reconstructed':>18}{'cosine':>10}"]
     for r in table:
-        lines.append(f"{r['after']:<14}{r['game']:<14}{r['original_mean']:>10.1f} ± {r['original_std']:<5.1f}"
-                     f"{r['reconstructed_mean']:>10.1f} ± {r['reconstructed_std']:<5.1f}{r['cosine']:>10.5f}")
+        o = fmt({"mean": r["original_mean"], "std": r["original_std"]})
+        rc = fmt({"mean": r["reconstructed_mean"], "std": r["reconstructed_std"]})
+        lines.append(f"{r['after']:<14}{r['game']:<14}{o:>18}{rc:>18}{r['cosine']:>10.5f}")
     return "\n".join(lines)

@@ -20,9 +20,11 @@ def score_figure(table: list[dict], score_rows: list[dict], games):
         stages = [r["stage"] for r in rows]
         x0, x1 = min(stages) - 0.5, len(games) - 0.5
         ax.axhline(om, color="k", ls="--", lw=1, label="original mean")
-        ax.fill_between([x0, x1], om - osd, om + osd, color="k", alpha=0.12, label="original ± std")
+        # the band and the bars: sample std (ddof = 1) over the evaluation episodes; none with one
+        ax.fill_between([x0, x1], om - osd, om + osd, color="k", alpha=0.12,
+                        label="original ± std")
         ax.errorbar(stages, [r["reconstructed_mean"] for r in rows], yerr=[r["reconstructed_std"] for r in rows],
-                    fmt="o", color="C0", capsize=3, label="reconstructed")
+                    fmt="o", color="C0", capsize=3, label="reconstructed ± std")
         for r in rows:
             ax.annotate(f"{r['cosine']:.4f}", (r["stage"], r["reconstructed_mean"]), textcoords="offset points",
                         xytext=(4, 6), fontsize=6, color="C0")
@@ -33,6 +35,10 @@ def score_figure(table: list[dict], score_rows: list[dict], games):
         ax.set_xlabel("after stage", fontsize=8)
     axes[0][0].set_ylabel("score per episode")
     axes[0][0].legend(fontsize=6, loc="best")
-    fig.suptitle("Incremental Atari with Self-Net: original vs reconstructed (labels: cosine)", fontsize=10)
+    from raycl.stats import what
+
+    n = sorted({r.get(k) for r in table for k in ("original_n", "reconstructed_n") if r.get(k) is not None})
+    fig.suptitle("Incremental Atari with Self-Net: original vs reconstructed (labels: cosine)\n"
+                 f"{what('evaluation episodes', '/'.join(map(str, n)) or '?')}", fontsize=9)
     fig.tight_layout()
     return fig

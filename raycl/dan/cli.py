@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from raycl import RayclError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("checkpoint", help="phenotype checkpoint (.pt)")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True, help="PNG file to write (its folder must exist)")
+    p.add_argument("--overwrite", action="store_true", help="replace the file already at --out")
     p.add_argument("--range", type=float, nargs=2, default=(-4.0, 4.0), metavar=("LO", "HI"), help="input range")
     p.set_defaults(func=cmd_activation)
 
@@ -25,11 +29,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_activation(args) -> int:
     from raycl.dan.activation import activation_figure
     from raycl.dan.checkpoint import load_checkpoint, phenotypes_from_state
+    from raycl.checks import output_file
     from raycl.runio import save_figure
 
+    lo, hi = args.range
+    if not lo < hi:
+        raise RayclError(f"--range LO HI needs LO < HI, got {lo:g} {hi:g}")
+    output_file(args.out, args.overwrite)
+    if Path(args.checkpoint).is_dir():
+        raise RayclError(f"{args.checkpoint} is a folder; give the phenotype checkpoint file, e.g. "
+                         "RUN/checkpoints/phenotype.pt of a `raycl sine` run")
     ckpt = load_checkpoint(args.checkpoint)
-    phens = phenotypes_from_state(ckpt["phi"])
-    epoch = ckpt.get("meta", {}).get("epoch")
+    try:
+        phens = phenotypes_from_state(ckpt["phi"])
+    except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as e:  # a φ dict of the wrong shape
+        raise RayclError(f"{args.checkpoint} does not hold a complete phenotype ({type(e).__name__}: {e}); give a "
+                         "checkpoint `raycl sine` wrote (RUN/checkpoints/phenotype.pt)") from None
+    epoch = (ckpt.get("meta") or {}).get("epoch")
     title = f"{args.checkpoint}" + (f" (meta-epoch {epoch})" if epoch is not None else "")
     path = save_figure(activation_figure(phens, *args.range, title=title), args.out)
     print(f"wrote {path} ({len(phens)} phenotype(s): {', '.join(phens)})")

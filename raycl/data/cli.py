@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Load a source exactly as training does and write a PNG grid: one row per class, its "
         "samples across. Offline sources need nothing; real ones need --data-root (or --download).")
     pv.add_argument("name", help="source name (see `raycl data list`)")
-    pv.add_argument("--out", required=True, help="PNG file to write")
+    pv.add_argument("--out", required=True, help="PNG file to write (its folder must exist)")
+    pv.add_argument("--overwrite", action="store_true", help="replace the file already at --out")
     pv.add_argument("--split", default=None, help="split to show (default: the source's first)")
     pv.add_argument("--data-root", default=None, help="folder holding a real dataset")
     pv.add_argument("--download", action="store_true", help="let torchvision download the dataset")
@@ -68,9 +69,11 @@ def preview_figure(data, classes: int = 10, per_class: int = 10):
 
 
 def cmd_preview(args) -> int:
+    from raycl.checks import output_file
     from raycl.data import load
     from raycl.runio import save_figure
 
+    output_file(args.out, args.overwrite)  # before loading anything
     data = load(args.name, split=args.split, root=args.data_root, download=args.download)
     path = save_figure(preview_figure(data, args.classes, args.per_class), args.out)
     print(f"wrote {path} ({data.name}: {len(data)} images, {data.num_classes} classes)")

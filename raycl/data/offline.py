@@ -4,6 +4,7 @@ deterministically from a seed."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import logging
 import os
@@ -102,8 +103,15 @@ def _draw_glyph_classes(images: np.ndarray, size: int, seed: int) -> None:
 
 
 # Drawing all 8,000 glyphs takes seconds; every process (each Ray worker) would redraw them,
-# so the pixels are cached on disk. Bump GLYPH_VERSION whenever the drawing above changes.
-GLYPH_VERSION = 1
+# so the pixels are cached on disk. The cache file is named by GLYPH_VERSION and by a hash of
+# the drawing code itself, so a changed renderer never reads pixels an older one drew.
+GLYPH_VERSION = 2
+
+
+@lru_cache(maxsize=1)
+def generator_key() -> str:
+    source = "".join(inspect.getsource(f) for f in (_draw_glyphs, _render_strokes))
+    return f"v{GLYPH_VERSION}-{hashlib.sha256(source.encode()).hexdigest()[:10]}"
 
 
 def cache_dir() -> Path:
@@ -129,7 +137,7 @@ def _read_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 def glyph_pixels(size: int = 28, seed: int = 0) -> np.ndarray:
     """uint8 (classes, instances, size, size), from the disk cache or freshly drawn."""
     shape = (GLYPH_CLASSES, GLYPH_INSTANCES, size, size)
-    path = cache_dir() / f"glyphs-v{GLYPH_VERSION}-{size}px-seed{seed}.npz"
+    path = cache_dir() / f"glyphs-{generator_key()}-{size}px-seed{seed}.npz"
     x = _read_cached(path, shape)
     if x is None:
         x = _draw_glyphs(size, seed)

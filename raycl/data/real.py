@@ -260,6 +260,20 @@ def load_omniglot(root, split: str = "background", download: bool = False, size:
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
+def _inside(name: str, listing: Path, entry: str, under: str) -> None:
+    """A file name read from a data file must stay inside the folder it names files of: no
+    absolute path, no '..', no drive or backslash path (a listing never chooses what else
+    on the machine is read). Links the user put inside that folder are theirs, and followed."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    p = PurePosixPath(entry)
+    if (not entry.strip() or p.is_absolute() or ".." in p.parts or "\\" in entry
+            or PureWindowsPath(entry).drive):
+        raise _fail(name, listing, f"entry {entry!r} is not a file name inside {under} (absolute paths, '..', "
+                    "drives and backslashes are refused, so a list cannot read files elsewhere); list each file "
+                    f"by its path relative to {under}")
+
+
 def _mini_imagenet_files(root: Path, split: str) -> tuple[list[tuple[Path, int]], list[str]]:
     folder, csv_file = root / split, root / f"{split}.csv"
     if folder.is_dir():  # ROOT/train/n01532829/*.jpg
@@ -276,6 +290,11 @@ def _mini_imagenet_files(root: Path, split: str) -> tuple[list[tuple[Path, int]]
             rows = [r for r in csv.reader(f) if r]
         if not rows or [c.strip() for c in rows[0][:2]] != ["filename", "label"]:
             raise _fail("mini-imagenet", csv_file, "expected a 'filename,label' header")
+        if any(len(r) < 2 for r in rows[1:]):
+            bad = next(r for r in rows[1:] if len(r) < 2)
+            raise _fail("mini-imagenet", csv_file, f"row {bad!r} has no label; every row is 'filename,label'")
+        for r in rows[1:]:
+            _inside("mini-imagenet", csv_file, r[0], "ROOT/images/")
         classes = sorted({r[1] for r in rows[1:]})
         index = {c: k for k, c in enumerate(classes)}
         return [(root / "images" / r[0], index[r[1]]) for r in rows[1:]], classes

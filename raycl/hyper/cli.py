@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from raycl.hyper.config import PRESETS, HyperConfig
@@ -46,12 +47,19 @@ def register(sub) -> None:
     p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="named settings (default: %(default)s)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
     p.add_argument("--backend", default="reference", choices=["reference", "ray"],
                    help="reference: one process; ray: one actor per model and a parameter server")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1: small models)")
     p.add_argument("--gpus-per-model", type=float, default=1.0,
                    help="ray backend: GPU share of each synapse worker when the cluster has GPUs "
                    "(0.5 packs two models per card; default %(default)s)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="independent hyper-trainings from seeds S..S+N-1 (S = --seed), each with its own θ0/φ0 and "
+                        "streams, as Ray tasks side by side into RUN/seed_S/ (default %(default)s: one run in RUN)")
+    p.add_argument("--no-ray", action="store_true", help="with --seeds: train them one after another in this process")
+    p.add_argument("--address", default=None, help="with --seeds: Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="with --seeds: CPUs of a local Ray (default: all)")
     p.add_argument("--max-restarts", type=int, default=3,
                    help="ray backend: times Ray restarts a dead actor before the run gives up (default %(default)s)")
     for name, typ, hlp in OVERRIDES:
@@ -66,12 +74,21 @@ def register(sub) -> None:
     )
     q.add_argument("run", help="a hyper-training run folder")
     q.add_argument("--d", type=int, action="append", help="deployment tasks (repeatable; default: the run's d)")
-    q.add_argument("--seeds", type=int, default=5, help="deployment sequences per set (default %(default)s)")
+    q.add_argument("--sequences", "--seeds", dest="seeds", type=int, default=5,
+                   help="deployment sequences per set and phenotype (default %(default)s; --seeds is the old name)")
     q.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits; mnist with --eval-root)")
     q.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
-    q.add_argument("--criterion", default="memory", choices=["memory", "generalization", "both"],
-                   help="what the learning-rate selection on meta-train maximises")
+    q.add_argument("--criterion", default="matched", choices=["matched", "memory", "generalization", "both"],
+                   help="what each contender's learning rate is chosen for, on meta-train sequences only: matched "
+                        "(default) reports memory at the memory-selected rate and generalization at the "
+                        "generalization-selected rate; the others use one rate for both")
+    q.add_argument("--lrs", type=float, nargs="+", default=None,
+                   help="learning rates each contender's rate is chosen from (default: 1e-3 3e-3 1e-2 3e-2 0.1 0.3 1)")
+    q.add_argument("--no-ray", action="store_true", help="deploy a replicated run's phenotypes one after another here")
+    q.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+    q.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
     q.add_argument("--threads", type=int, default=1, help="torch threads")
+    q.add_argument("--overwrite", action="store_true", help="replace the run's earlier deployment results")
     q.set_defaults(func=cmd_deploy)
     register_report(sub)
 
@@ -85,7 +102,9 @@ def _config(args) -> HyperConfig:
 def cmd_hyper_train(args) -> int:
     import torch
 
-    from raycl.hyper.trainer import ReferenceTrainer
+    from raycl import RayclError
+    from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint, meta_train_pool, resume_config
+    from raycl.runio import claim_run
 
     torch.set_num_threads(args.threads)
     options = {}
@@ -95,16 +114,67 @@ def cmd_hyper_train(args) -> int:
         options = {"gpus_per_model": args.gpus_per_model, "max_restarts": args.max_restarts, "threads": args.threads}
     else:
         Trainer = ReferenceTrainer
+    if args.seeds > 1:
+        return _hyper_train_seeds(args)
+    # everything is checked before the run folder is touched: settings, the checkpoint, the data
+    ckpt = None
     if args.resume:
+        if args.overwrite:
+            raise RayclError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+        ckpt = load_checkpoint(args.out)
         overrides = {n: getattr(args, n) for n, _, _ in OVERRIDES if getattr(args, n) is not None}
-        trainer = Trainer.resume(args.out, options, **overrides)
+        cfg = resume_config(ckpt, overrides, args.out)
     else:
-        trainer = Trainer(_config(args), args.out, **options)
-    trainer.train()
+        cfg = _config(args)
+    pool = meta_train_pool(cfg)
+    with claim_run(args.out, resume=args.resume, overwrite=args.overwrite, command="raycl hyper-train",
+                   marker=CHECKPOINT):
+        trainer = Trainer(cfg, args.out, pool, **options)
+        if ckpt is not None:
+            trainer.restore(ckpt)
+        trainer.train()
     last = [r for r in trainer.history if r["epoch"] == trainer.epoch]
     mean = lambda k: sum(r[k] for r in last) / len(last)  # noqa: E731
     print(f"hyper-trained {trainer.epoch} epochs: hyper-loss {mean('hyper_loss'):.3f}, memory {mean('memory'):.3f}, "
           f"generalization {mean('generalization'):.3f} (end of epoch, on the models' own streams); run in {args.out}")
+    return 0
+
+
+def _hyper_train_seeds(args) -> int:
+    from raycl import RayclError
+    from raycl.hyper.replicate import SEEDS_FILE, train_seeds
+    from raycl.hyper.trainer import meta_train_pool
+    from raycl.runio import claim_run, read_json
+    from raycl.runner import Runner
+
+    if args.backend != "reference":
+        raise RayclError("--seeds trains each phenotype in one Ray task; --backend ray spreads one run's population "
+                         "over actors: use one of them")
+    if args.resume and args.overwrite:
+        raise RayclError("--resume continues the runs in --out and --overwrite replaces them; pass one of them")
+    cfg = _config(args)
+    if args.resume:
+        saved = read_json(Path(args.out) / SEEDS_FILE) if (Path(args.out) / SEEDS_FILE).exists() else None
+        if saved is None:
+            raise RayclError(f"nothing to resume in {args.out} (no {SEEDS_FILE}); drop --resume to start there")
+        changed = {k for k, v in cfg.to_dict().items() if k not in ("epochs", "seed") and saved["config"].get(k) != (
+            list(v) if isinstance(v, tuple) else v)}
+        if changed:
+            raise RayclError(f"--resume continues {args.out} with its own settings, but {', '.join(sorted(changed))} "
+                             "differ; pass the same preset and flags (only --epochs may change)")
+    meta_train_pool(cfg)  # a missing dataset stops here, before any folder exists
+    seeds = list(range(cfg.seed, cfg.seed + args.seeds))
+    with claim_run(args.out, resume=args.resume, overwrite=args.overwrite, command="raycl hyper-train --seeds",
+                   marker=SEEDS_FILE):
+        runner = Runner(use_ray=not args.no_ray, address=args.address, num_cpus=args.num_cpus, threads=args.threads)
+        summary = train_seeds(Path(args.out), cfg, seeds, runner, resume=args.resume)
+    for r in summary["runs"]:
+        if r["skipped"]:
+            print(f"seed {r['seed']}: already trained {r['epochs']} epochs")
+        else:
+            print(f"seed {r['seed']}: {r['epochs']} epochs, hyper-loss {r['hyper_loss']:.3f}, memory {r['memory']:.3f}, "
+                  f"generalization {r['generalization']:.3f} ({r['cpu_seconds']:.0f} CPU-s)")
+    print(f"{len(seeds)} independent hyper-trainings in {args.out}/seed_*; deploy them all with raycl deploy {args.out}")
     return 0
 
 
@@ -113,9 +183,33 @@ def cmd_deploy(args) -> int:
 
     from raycl.hyper.report import deploy_run
 
+    from raycl import RayclError
+    from raycl.hyper.trainer import CHECKPOINT, load_checkpoint
+    from raycl.runio import claim_run, results
+
     torch.set_num_threads(args.threads)
-    summary = deploy_run(Path(args.run), ds=args.d, seeds=args.seeds, eval_source=args.eval_source,
-                         eval_root=args.eval_root, criterion=args.criterion)
+    run = Path(args.run)
+    from raycl.hyper.replicate import SEEDS_FILE
+
+    if not (run / SEEDS_FILE).exists():
+        load_checkpoint(run)  # a clear error before anything else when it is missing or unsafe
+    if (run / "deployment.parquet").exists() and not args.overwrite:
+        raise RayclError(f"{run} already holds a deployment (deployment.parquet, summary.json); pass --overwrite to "
+                         "replace it")
+    from raycl.hyper.replicate import replicated_runs
+
+    folders = replicated_runs(run)
+    with claim_run(run, resume=True, command="raycl deploy"), results(run):
+        runner = None
+        if folders and not args.no_ray:
+            from raycl.runner import Runner
+
+            runner = Runner(use_ray=True, address=args.address, num_cpus=args.num_cpus, threads=args.threads)
+        summary = deploy_run(run, ds=args.d, seeds=args.seeds, eval_source=args.eval_source,
+                             eval_root=args.eval_root, criterion=args.criterion, runner=runner, lrs=args.lrs)
+    for change in summary["data_changed"]:
+        print(f"raycl: warning: deployed on other data than the run trained on ({change}): the data fingerprint "
+              "differs (a changed dataset, renderer or preprocessing)", file=sys.stderr)
     for d, entry in summary["by_d"].items():
         print(f"\nd = {d}\n{entry['table']}")
     print(f"\nwrote {Path(args.run) / 'summary.json'}")
@@ -136,7 +230,8 @@ def register_report(sub) -> None:
     h.add_argument("results", help="folder holding hyper-training runs (e.g. runs/)")
     h.add_argument("--out", default=None, help="Markdown file (default RESULTS/report.md)")
     h.add_argument("--d", type=int, action="append", help="deployment tasks (repeatable; default 5 and 10)")
-    h.add_argument("--seeds", type=int, default=20, help="deployment sequences per set (default %(default)s)")
+    h.add_argument("--sequences", "--seeds", dest="seeds", type=int, default=20,
+                   help="deployment sequences per set (default %(default)s; --seeds is the old name)")
     h.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits)")
     h.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
     h.add_argument("--no-iid-control", action="store_true",
@@ -153,9 +248,21 @@ def cmd_report_hyper(args) -> int:
 
     from raycl.hyper.study import report_hyper
 
+    from raycl import RayclError
+    from raycl.hyper.study import find_runs
+    from raycl.runio import claim_run, results
+
     torch.set_num_threads(args.threads)
-    out = report_hyper(Path(args.results), Path(args.out) if args.out else None, tuple(args.d or (5, 10)),
-                       args.seeds, args.eval_source, args.eval_root, train_control=not args.no_iid_control,
-                       cache=Path(args.cache) if args.cache else None)
+    root = Path(args.results)
+    if not root.is_dir():
+        raise RayclError(f"{root} is not a folder; give the folder that holds your hyper-training runs")
+    find_runs(root)  # none: a clear error now, not after the first deployments
+    out = Path(args.out) if args.out else root / "report.md"
+    if out.is_dir():
+        raise RayclError(f"--out {out} is a folder; give the Markdown file to write")
+    # the report, its figures (in each run folder) and the missing IID controls are one result set
+    with claim_run(root, resume=True, command="raycl report hyper"), results(root), results(out.parent):
+        out = report_hyper(root, out, tuple(args.d or (5, 10)), args.seeds, args.eval_source, args.eval_root,
+                           train_control=not args.no_iid_control, cache=Path(args.cache) if args.cache else None)
     print(f"wrote {out}")
     return 0

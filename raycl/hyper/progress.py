@@ -71,13 +71,24 @@ def stream_to(stream: HyperStream, device) -> HyperStream:
     return HyperStream(stream.classes, stream.train_x.to(device), stream.holdout_x.to(device))
 
 
+def stream_state(stream: HyperStream) -> dict:
+    """The stream as plain tensors (a checkpoint holds no pickled objects: it loads weights-only)."""
+    return {"classes": stream.classes.detach().cpu().clone(), "train_x": stream.train_x.detach().cpu().clone(),
+            "holdout_x": stream.holdout_x.detach().cpu().clone()}
+
+
+def stream_from_state(s: dict) -> HyperStream:
+    return HyperStream(s["classes"], s["train_x"], s["holdout_x"])
+
+
 def model_snapshot(state: SynapseState, progress: ModelProgress | None) -> dict:
     """What continues this model exactly. At an epoch boundary (progress None) that is its
-    random state; mid-epoch also θ_m, its hyper-stream and the epoch's record so far."""
+    random state; mid-epoch also θ_m, its hyper-stream and the epoch's record so far. Only
+    tensors, dicts, lists, tuples and numbers, so the checkpoint loads with weights_only=True."""
     snap = state.snapshot()
     if progress is not None:
         snap.update(theta={n: t.detach().cpu().clone() for n, t in state.theta.items()},
-                    stream=stream_to(state.stream, "cpu"), progress=progress.state(),
+                    stream=stream_state(state.stream), progress=progress.state(),
                     window=[({n: t.detach().cpu().clone() for n, t in th.items()}, tuple(x.cpu() for x in task))
                             for th, task in state.window])
     return snap
@@ -89,7 +100,7 @@ def restore_model(state: SynapseState, snap: dict) -> ModelProgress | None:
     if "progress" not in snap:
         return None
     state.theta = {n: t.clone() for n, t in snap["theta"].items()}
-    state.stream = snap["stream"]
+    state.stream = stream_from_state(snap["stream"])
     state.window = list(snap.get("window", []))
     return ModelProgress.from_state(snap["progress"])
 

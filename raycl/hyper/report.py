@@ -15,39 +15,86 @@ from raycl.hyper.evaluate import (  # noqa: E402
     Contender,
     compare,
     deployment_sets,
-    format_differences,
-    format_table,
-    summarize,
+    format_phenotype_table,
+    format_verdicts,
+    markdown_tables,
+    standard_contenders,
+    summarize_phenotypes,
 )
+from raycl.hyper.deploy import DEFAULT_LRS  # noqa: E402
 from raycl.hyper.models import build_model  # noqa: E402
-from raycl.hyper.trainer import load_checkpoint  # noqa: E402
-from raycl.runio import read_parquet, save_figure, write_json, write_parquet  # noqa: E402
+from raycl.hyper.replicate import replicated_runs  # noqa: E402
+from raycl.hyper.trainer import check_architecture, load_checkpoint  # noqa: E402
+from raycl.provenance import data_mismatch, record  # noqa: E402
+from raycl.runio import atomic_write_bytes, read_parquet, save_figure, write_json, write_parquet  # noqa: E402
+
+
+def deploy_phenotype(run: str, ds: list[int] | None, sequences: int, eval_source: str, eval_root,
+                     criterion: str, lrs=None, progress: bool = False) -> dict:
+    """Deploy one hyper-trained phenotype and its baselines (the run's own θ0/φ0) at each d:
+    rows tagged with the phenotype's training seed, the chosen rates, and whether the data
+    differs from what the run trained on. Runs in a Ray task for a replicated run."""
+    run = Path(run)
+    ckpt = load_checkpoint(run)
+    cfg = HyperConfig.from_dict(ckpt["config"])
+    model, built_theta0, built_phi0 = build_model(cfg)
+    check_architecture(ckpt, built_theta0, built_phi0)
+    contenders = standard_contenders(cfg, ckpt, model)
+    sets = deployment_sets(cfg, eval_source, eval_root)
+    now = record(**sets)
+    out = {"run": str(run), "phenotype": cfg.seed, "config": cfg.to_dict(), "epochs": ckpt["epoch"],
+           "provenance": {"trained": ckpt.get("provenance"), "deployed": now},
+           "data_changed": data_mismatch(ckpt.get("provenance"), now), "rows": [], "chosen": {}}
+    for d in ds or [cfg.d]:
+        rows, chosen = compare(contenders, sets, cfg, d, sequences, lrs=tuple(lrs or DEFAULT_LRS), criterion=criterion,
+                               progress=progress)
+        out["rows"] += [{**r, "phenotype": cfg.seed} for r in rows]
+        out["chosen"][str(d)] = chosen
+    return out
 
 
 def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", eval_root=None,
-               criterion: str = "memory", progress: bool = True) -> dict:
-    ckpt = load_checkpoint(run)
-    cfg = HyperConfig.from_dict(ckpt["config"])
-    model, _, _ = build_model(cfg)
-    theta0 = ckpt["theta0"]
-    contenders = [
-        Contender("hyper-trained", model, theta0, ckpt["server"]["phi"]),
-        Contender("random phenotype", model, theta0, ckpt["phi0"]),
-        Contender("iid replay (500)", model, theta0, ckpt["phi0"], kind="replay"),
-    ]
-    sets = deployment_sets(cfg, eval_source, eval_root)
-    all_rows, summary = [], {"config": cfg.to_dict(), "hyper_epochs": ckpt["epoch"], "seeds": seeds,
-                             "criterion": criterion, "eval_source": eval_source, "by_d": {}}
-    for d in ds or [cfg.d]:
-        rows, chosen = compare(contenders, sets, cfg, d, seeds, criterion=criterion, progress=progress)
-        all_rows += rows
-        s = summarize(rows, chosen, lower_is_better=cfg.mode == "unsupervised")
-        summary["by_d"][str(d)] = {"results": s, "selection": chosen, "table": format_table(s, cfg.mode) + "\n" + format_differences(s, cfg.mode)}
-        save_figure(curves_figure(rows, d, cfg.mode), run / f"deployment_d{d}.png")
-        if cfg.mode == "unsupervised":
-            fig = reconstruction_figure(contenders[0], sets["meta-eval"], cfg, d, chosen[contenders[0].name]["lr"])
+               criterion: str = "matched", progress: bool = True, runner=None, lrs=None) -> dict:
+    """Deploy a run, or every phenotype of a replicated run (RUN/seeds.json; each as a Ray
+    task through `runner`), and summarise across phenotypes and across sequences."""
+    folders = replicated_runs(run) or [run]
+    for f in folders:
+        load_checkpoint(f)  # every phenotype is there and loads safely, before any deployment
+    args = (list(ds) if ds else None, seeds, eval_source, eval_root, criterion, list(lrs) if lrs else None)
+    if runner is None or len(folders) == 1:
+        per = [deploy_phenotype(str(f), *args, progress=progress) for f in folders]
+    else:
+        per = runner.gather([runner.submit(deploy_phenotype, str(f), *args) for f in folders], desc="phenotypes")
+    cfg = HyperConfig.from_dict(per[0]["config"])
+    rows = [r for p in per for r in p["rows"]]
+    changed = sorted({(p["phenotype"], n) for p in per for n in p["data_changed"]})
+    summary = {"config": cfg.to_dict(), "phenotypes": [p["phenotype"] for p in per],
+               "hyper_epochs": [p["epochs"] for p in per], "sequences": seeds, "criterion": criterion,
+               "eval_source": eval_source, "plus_minus": "sample std (ddof = 1): over phenotypes (independent "
+               "hyper-trainings) and, in brackets, over all deployment sequences",
+               "data_changed": [f"seed {s}: {n}" for s, n in changed],
+               "provenance": {str(p["phenotype"]): p["provenance"] for p in per}, "by_d": {}}
+    for d in sorted({r["d"] for r in rows}):
+        at_d = [r for r in rows if r["d"] == d]
+        s = summarize_phenotypes(at_d, lower_is_better=cfg.mode == "unsupervised")
+        summary["by_d"][str(d)] = {
+            "results": s, "selection": {str(p["phenotype"]): p["chosen"][str(d)] for p in per},
+            "table": format_phenotype_table(s, cfg.mode) + "\n" + format_verdicts(s, cfg.mode)}
+        save_figure(curves_figure(at_d, d, cfg.mode), run / f"deployment_d{d}.png")
+        if cfg.mode == "unsupervised" and len(per) == 1:
+            ckpt = load_checkpoint(folders[0])
+            model, _, _ = build_model(cfg)
+            fig = reconstruction_figure(standard_contenders(cfg, ckpt, model)[0],
+                                        deployment_sets(cfg, eval_source, eval_root)["meta-eval"], cfg, d,
+                                        per[0]["chosen"][str(d)]["hyper-trained"]["lr"])
             save_figure(fig, run / f"reconstructions_d{d}.png")
-    write_parquet(run / "deployment.parquet", all_rows)
+    md = [f"# Deployment of `{run.name}`", "", f"Phenotypes (training seeds): {summary['phenotypes']}; "
+          f"{seeds} deployment sequences per set and phenotype; criterion {criterion}; meta-eval {eval_source}.", ""]
+    for d, entry in summary["by_d"].items():
+        md += [f"## d = {d}", "", *markdown_tables(entry["results"], cfg.mode), "",
+               f"![deployment d={d}](deployment_d{d}.png)", ""]
+    atomic_write_bytes(run / "deployment.md", "\n".join(md).encode())
+    write_parquet(run / "deployment.parquet", rows)
     if (run / "hyper_training.parquet").exists():
         save_figure(training_figure(read_parquet(run / "hyper_training.parquet")), run / "hyper_training.png")
     write_json(run / "summary.json", summary)
@@ -91,12 +138,15 @@ def curves_figure(rows: list[dict], d: int, mode: str):
     import pandas as pd
 
     df = pd.DataFrame(rows)
+    by_phenotype = "phenotype" in df and df["phenotype"].nunique() > 1
     sets = list(dict.fromkeys(df["set"]))
     fig, axes = plt.subplots(2, len(sets), figsize=(4 * len(sets), 6), squeeze=False, sharex=True)
     for col, s in enumerate(sets):
         for row, metric in enumerate(("memory", "generalization")):
             ax = axes[row][col]
             for c, g in df[df["set"] == s].groupby("contender", sort=False):
+                if by_phenotype:  # the band is the spread of the per-phenotype means
+                    g = g.groupby(["phenotype", "task"], as_index=False)[metric].mean()
                 m = g.groupby("task")[metric].agg(["mean", "std"])
                 ax.plot(m.index, m["mean"], marker="o", ms=3, label=c)
                 ax.fill_between(m.index, m["mean"] - m["std"], m["mean"] + m["std"], alpha=0.15)
@@ -105,7 +155,8 @@ def curves_figure(rows: list[dict], d: int, mode: str):
             ax.set_ylabel("accuracy" if mode == "supervised" else "MSE")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"deployment, d = {d} (mean ± std over seeds)", fontsize=10)
+    over = f"{df['phenotype'].nunique()} phenotypes" if by_phenotype else f"{df['seed'].nunique()} sequences"
+    fig.suptitle(f"deployment, d = {d} (mean ± sample std over {over})", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -17,12 +17,14 @@ import torch
 from tqdm.auto import tqdm
 
 from raycl import RayclError
+from raycl.guard import DivergenceGuard
 from raycl.hyper.algorithm import PhenotypeOptimizer
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.models import build_model
 from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator
 from raycl.hyper.progress import ModelProgress, PhenotypeProgress, epoch_report, model_snapshot, restore_model
 from raycl.hyper.stream import meta_pool
+from raycl.provenance import record
 from raycl.runio import RunDir, torch_load, torch_save
 
 CHECKPOINT = "checkpoint.pt"
@@ -38,11 +40,12 @@ def steps_per_epoch(cfg: HyperConfig) -> int:
 
 
 def checkpoint_dict(cfg: HyperConfig, epoch: int, step: int, theta0, phi0, server: dict, models: list[dict],
-                    history: list[dict], progress: dict | None = None) -> dict:
+                    history: list[dict], progress: dict | None = None, provenance: dict | None = None) -> dict:
     """The one checkpoint format of every backend. step > 0 marks a mid-epoch checkpoint: then
     `models` carry θ_m and their streams and `progress` the phenotype side's record."""
     return {"config": cfg.to_dict(), "epoch": epoch, "step": step, "theta0": theta0, "phi0": phi0,
-            "server": server, "models": list(models), "history": list(history), "progress": progress}
+            "server": server, "models": list(models), "history": list(history), "progress": progress,
+            "provenance": provenance}
 
 
 def fresh_checkpoint(cfg: HyperConfig, theta0, phi0) -> dict:
@@ -62,11 +65,16 @@ class PopulationTrainer:
         self.model, self.theta0, phi0 = build_model(cfg)
         self.phi0 = phi0
         self.pool = pool if pool is not None else meta_train_pool(cfg)
+        self.provenance = record(**{"meta-train": self.pool})  # the exact arrays trained on, and with what
         self.epoch = 0
         self.step = 0  # next synaptic step within the epoch (0: at an epoch boundary)
         self.history: list[dict] = []
         self.last_trace: dict | None = None  # per-step record of the last epoch run
         self.run = RunDir(out) if out is not None else None
+        # a fresh network's loss: chance-level cross-entropy, or about 1 for standardised pixels
+        start = math.log(cfg.n_outputs) if cfg.mode == "supervised" else 1.0
+        self.guard = DivergenceGuard("the loss", "start a new run with lower --lr-synapses / --lr-phenotype",
+                                     start=start)
 
     @property
     def n_steps(self) -> int:
@@ -112,9 +120,8 @@ class PopulationTrainer:
         """The history rows of the epoch that just ended (self.epoch already counts it)."""
         rows = []
         for rep in sorted(reports, key=lambda r: r["model"]):
-            if not (math.isfinite(rep["task_loss"]) and math.isfinite(rep["hyper_loss"])):
-                raise RayclError(f"model {rep['model']} reached a NaN/inf loss in epoch {self.epoch - 1}; "
-                                 "lower the learning rates")
+            for key in ("task_loss", "hyper_loss"):
+                self.guard.check(rep[key], f"epoch {self.epoch} (model {rep['model']}, {key.replace('_', ' ')})")
             rows.append({"epoch": self.epoch, "model": rep["model"], "task_loss": rep["task_loss"],
                          "hyper_loss": rep["hyper_loss"], "phi_grad_norm": grad_norm_sum / self.n_steps,
                          "memory": rep["memory"], "generalization": rep["generalization"], "seconds": seconds})
@@ -169,11 +176,13 @@ class PopulationTrainer:
         self._write_tables()
 
     def _write_tables(self) -> None:
+        # progress files that go with the checkpoint: written now, even inside a result set
         self.run.rows = list(self.history)
-        self.run.flush("hyper_training.parquet")
-        self.run.summary(self.cfg.to_dict(), "config.json")
+        self.run.flush("hyper_training.parquet", now=True)
+        self.run.summary(self.cfg.to_dict(), "config.json", now=True)
 
     def restore(self, ckpt: dict) -> None:
+        check_architecture(ckpt, self.theta0, self.phi0)
         self.epoch, self.step = ckpt["epoch"], ckpt.get("step", 0)
         self.theta0, self.phi0 = ckpt["theta0"], ckpt["phi0"]
         self.history = list(ckpt["history"])
@@ -182,8 +191,7 @@ class PopulationTrainer:
     @classmethod
     def resume(cls, run_dir: str | Path, trainer_options: dict | None = None, **overrides) -> "PopulationTrainer":
         ckpt = load_checkpoint(run_dir)
-        cfg = HyperConfig.from_dict({**ckpt["config"], **overrides})
-        trainer = cls(cfg, run_dir, **(trainer_options or {}))
+        trainer = cls(resume_config(ckpt, overrides, run_dir), run_dir, **(trainer_options or {}))
         trainer.restore(ckpt)
         return trainer
 
@@ -231,7 +239,7 @@ class ReferenceTrainer(PopulationTrainer):
         mid = self.step > 0
         models = [model_snapshot(s, self._progress[s.index] if mid else None) for s in self.states]
         return checkpoint_dict(self.cfg, self.epoch, self.step, self.theta0, self.phi0, self.server.state_dict(),
-                               models, self.history, self._phenotype.state() if mid else None)
+                               models, self.history, self._phenotype.state() if mid else None, self.provenance)
 
     def _load(self, ckpt: dict) -> None:
         self.server.load_state_dict(ckpt["server"])
@@ -239,6 +247,35 @@ class ReferenceTrainer(PopulationTrainer):
         if self.step > 0:
             self._progress = progress
             self._phenotype = PhenotypeProgress.from_state(ckpt["progress"])
+
+
+# what --resume may change: how long to go on and how often to save; everything else is the run's
+RESUMABLE = {"epochs", "checkpoint_every", "checkpoint_steps", "data_root"}
+
+
+def resume_config(ckpt: dict, overrides: dict, run_dir: str | Path = "the run") -> HyperConfig:
+    """The run's own config with the overrides --resume allows; any other changed setting is
+    refused, since it would continue a different run (or fail to load its tensors)."""
+    saved = HyperConfig.from_dict(ckpt["config"])
+    changed = {k: v for k, v in overrides.items() if v is not None and getattr(saved, k) != v}
+    bad = sorted(set(changed) - RESUMABLE)
+    if bad:
+        diff = ", ".join(f"--{k.replace('_', '-')} {changed[k]} (the run has {getattr(saved, k)})" for k in bad)
+        raise RayclError(f"--resume continues {run_dir} with its own settings, but {diff}; drop the flag, or start a "
+                         f"new run in another --out. With --resume only --{', --'.join(sorted(k.replace('_', '-') for k in RESUMABLE))} may change")
+    cfg = saved.with_(**changed) if changed else saved
+    if cfg.epochs <= ckpt["epoch"] and cfg.epochs == saved.epochs and ckpt.get("step", 0) == 0:
+        raise RayclError(f"{run_dir} already finished its {saved.epochs} epochs; pass a larger --epochs to go on")
+    return cfg
+
+
+def check_architecture(ckpt: dict, theta0: dict, phi0: dict) -> None:
+    """A checkpoint's tensors must have the shapes its own config builds."""
+    for what, built, saved in (("synapses", theta0, ckpt.get("theta0")), ("phenotype", phi0, ckpt.get("phi0"))):
+        if not isinstance(saved, dict) or set(saved) != set(built) or any(
+                tuple(saved[n].shape) != tuple(built[n].shape) for n in built):
+            raise RayclError(f"the checkpoint's {what} do not match the network its config builds (edited or from "
+                             "another raycl version); it cannot be resumed or deployed: start a new run")
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:

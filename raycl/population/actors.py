@@ -172,7 +172,7 @@ class PhenotypeServer:
         epoch, step = meta["epoch"], meta["step"]
         _check(self.at, (epoch, step), "phenotype server")
         ckpt = checkpoint_dict(self.cfg, epoch, step, self.theta0, self.phi0, self.opt.state_dict(), list(models),
-                               meta["history"], self.progress.state() if step > 0 else None)
+                               meta["history"], self.progress.state() if step > 0 else None, meta.get("provenance"))
         if write and self.run_path is not None:
             from pathlib import Path
 

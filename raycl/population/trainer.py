@@ -127,7 +127,7 @@ class RayTrainer(PopulationTrainer):
         """Submit a checkpoint at the current (epoch, step); returns its ObjectRef."""
         e, s = self.epoch, self.step
         snaps = [w.snapshot.remote(e, s) for w in self.workers]
-        meta = {"epoch": e, "step": s, "history": list(self.history)}
+        meta = {"epoch": e, "step": s, "history": list(self.history), "provenance": self.provenance}
         return self.server.checkpoint.remote(meta, write and self.run is not None, *snaps)
 
     def _restore_point(self, write: bool) -> None:

@@ -28,6 +28,7 @@ def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) 
 
     g = p.add_argument_group("data and stream")
     g.add_argument("--out", required=True, help="run folder: metrics.parquet, summary.json, tb/, PNGs")
+    g.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
     g.add_argument("--data", default="digits",
                    help="image source (default: the offline digits; mnist/cifar10/cifar100 need --data-root)")
     g.add_argument("--data-root", default=None, help="folder holding a real dataset")
@@ -122,14 +123,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=cmd_multiarch)
 
 
+def _check(args) -> None:
+    """The settings that need no data: checked before anything is loaded or written."""
+    from raycl.checks import data_source
+
+    if args.tasks < 1:
+        raise RayclError("--tasks must be at least 1")
+    data_source(args.data, args.data_root, args.download)
+    _baselines(args)
+
+
+def _baselines(args) -> list[str]:
+    from raycl.selfnet.baselines import BASELINES
+
+    text = getattr(args, "baselines", "none")
+    baselines = [] if text in ("none", "") else [b.strip() for b in text.split(",") if b.strip()]
+    for b in baselines:
+        if b not in BASELINES:
+            raise RayclError(f"unknown baseline '{b}'; choose from: {', '.join(BASELINES)} (or none)")
+    if len(set(baselines)) != len(baselines):
+        raise RayclError(f"--baselines repeats a method: {text}")
+    return baselines
+
+
+def _in_run_folder(args, body, kinds=None, **kw) -> int:
+    """Check the settings and load the data (streams are cached for `body`), then run `body`
+    holding --out: a folder that holds a run is refused unless --overwrite, and the result
+    files are written together when `body` succeeds, summary.json last."""
+    from raycl.runio import claim_run, results
+
+    _check(args)
+    for kind in kinds or (args.stream,):
+        _stream(args, kind)
+    with claim_run(args.out, overwrite=args.overwrite, command=f"raycl selfnet {args.selfnet_command}"), \
+            results(args.out):
+        return body(args, **kw)
+
+
 def _setup(args):
     import torch
 
     from raycl.runio import RunDir
 
     torch.set_num_threads(1 if args.workers == 0 else torch.get_num_threads())
-    if args.tasks < 1:
-        raise RayclError("--tasks must be at least 1")
     return RunDir(args.out)
 
 
@@ -137,7 +173,8 @@ def _train_cfgs(args):
     from raycl.selfnet.train import TrainConfig
 
     first = TrainConfig(args.epochs, 32, args.lr, args.momentum, args.anchor_lam, args.anchor_reduction)
-    tune = TrainConfig(args.tune_epochs, 32, args.tune_lr, args.tune_momentum, args.anchor_lam, args.anchor_reduction)
+    tune = TrainConfig(args.tune_epochs, 32, args.tune_lr, args.tune_momentum, args.anchor_lam, args.anchor_reduction,
+                       lr_flag="--tune-lr")
     return first, tune
 
 
@@ -155,12 +192,15 @@ def _stream(args, kind=None):
     from raycl.selfnet.streams import STREAM_ARCH, load_pair, make_stream
 
     kind = kind or args.stream
-    train, test = load_pair(args.data, args.data_root, args.download)
-    tasks = make_stream(kind, train, test, args.tasks, args.seed)
-    arch = STREAM_ARCH[kind]
-    # the MNIST network keeps its 10 outputs (21,840 parameters) for binary tasks too
-    num_outputs = 10 if arch == "mnist" else max(t.num_classes for t in tasks)
-    return tasks, arch, num_outputs
+    cache = vars(args).setdefault("_streams", {})  # loaded once, before the run folder is claimed
+    if kind not in cache:
+        train, test = load_pair(args.data, args.data_root, args.download)
+        tasks = make_stream(kind, train, test, args.tasks, args.seed)
+        arch = STREAM_ARCH[kind]
+        # the MNIST network keeps its 10 outputs (21,840 parameters) for binary tasks too
+        num_outputs = 10 if arch == "mnist" else max(t.num_classes for t in tasks)
+        cache[kind] = (tasks, arch, num_outputs)
+    return cache[kind]
 
 
 def _snconfig(args):
@@ -174,16 +214,12 @@ def _snconfig(args):
 def _run_continual(args, scaling: bool) -> int:
     from tqdm import tqdm
 
-    from raycl.selfnet.baselines import BASELINES
     from raycl.selfnet.experiments import run_baseline, run_selfnet
 
     run = _setup(args)
     tasks, arch, num_outputs = _stream(args)
     first, tune = _train_cfgs(args)
-    baselines = [] if args.baselines in ("none", "") else [b.strip() for b in args.baselines.split(",")]
-    for b in baselines:
-        if b not in BASELINES:
-            raise RayclError(f"unknown baseline '{b}'; choose from: {', '.join(BASELINES)}")
+    baselines = _baselines(args)
     bar = tqdm(total=len(tasks) * (1 + len(baselines)), desc="stages", unit="task")
 
     def on_stage(method, stage, rows):
@@ -200,15 +236,15 @@ def _run_continual(args, scaling: bool) -> int:
     try:
         sn = run_selfnet(tasks, arch, num_outputs, _snconfig(args), first, tune, trainer, args.seed, on_stage,
                          on_ae=on_ae)
-    finally:
+        rows = list(sn["rows"])
+        finals = {}
+        for b in baselines:
+            res = run_baseline(b, tasks, arch, num_outputs, first, args.baseline_lam, args.seed, on_stage)
+            rows += res["rows"]
+            finals[b] = res["final"]
+    finally:  # the bar's last line before any error message
         trainer.close()
-    rows = list(sn["rows"])
-    finals = {}
-    for b in baselines:
-        res = run_baseline(b, tasks, arch, num_outputs, first, args.baseline_lam, args.seed, on_stage)
-        rows += res["rows"]
-        finals[b] = res["final"]
-    bar.close()
+        bar.close()
     for f in sn["fits"]:
         run.scalar("selfnet/ae_iterations", f["iterations"], f["stage"])
         run.scalar("selfnet/ae_mean_cosine", f["mean_cosine"], f["stage"])
@@ -251,14 +287,18 @@ def _run_continual(args, scaling: bool) -> int:
 
 
 def cmd_continual(args) -> int:
-    return _run_continual(args, scaling=False)
+    return _in_run_folder(args, _run_continual, scaling=False)
 
 
 def cmd_scaling(args) -> int:
-    return _run_continual(args, scaling=True)
+    return _in_run_folder(args, _run_continual, scaling=True)
 
 
 def cmd_robustness(args) -> int:
+    return _in_run_folder(args, _robustness)
+
+
+def _robustness(args) -> int:
     from tqdm import tqdm
 
     from raycl.selfnet.experiments import robustness
@@ -302,6 +342,10 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_multiarch(args) -> int:
+    return _in_run_folder(args, _multiarch, kinds=("split", "cifar10"))
+
+
+def _multiarch(args) -> int:
     import torch
 
     from raycl.selfnet import plots

@@ -62,6 +62,11 @@ def fit_ae(ae: ContractiveAE, vectors: list[torch.Tensor], threshold: float, lam
     x, owner, mask = pack(vectors, ae.n, device)
     opt = torch.optim.Adam(ae.parameters(), lr=lr)
     ramp = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / warmup) if warmup > 0 else 1.0)
+    from raycl.guard import DivergenceGuard
+
+    # 1 - cos is at most 2; only the contractive term can grow past 100x the loss of
+    # orthogonal recollections (1), and then the AE has diverged
+    guard = DivergenceGuard("auto-encoder loss", "lower --ae-lr", start=1.0)
     history, t0, reached, it = [], time.perf_counter(), False, 0
     for it in range(max_iters + 1):
         z, pre = ae.encode_pre(x)
@@ -76,8 +81,7 @@ def fit_ae(ae: ContractiveAE, vectors: list[torch.Tensor], threshold: float, lam
         if it == max_iters:
             break
         loss = (1 - cos).mean() + lam * ae.jacobian_sq_norm(pre).mean()
-        if not torch.isfinite(loss):
-            raise RayclError(f"auto-encoder loss became {float(loss)} at update {it}; lower --ae-lr")
+        guard.check(float(loss.detach()), f"update {it}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raycl import RayclError
 from raycl.selfnet.flat import flatten, load_flat
 from raycl.selfnet.streams import Task
 from raycl.selfnet.tasknets import make_tasknet
@@ -25,6 +24,7 @@ class TrainConfig:
     anchor_lam: float = 1e-3  # eq 2.5: TaskLoss + λ·MSE(θ*, θ) when fine-tuning from a source θ*
     anchor_reduction: str = "mean"  # "mean" = the text's MSE; "sum" = the authors' code Σ(p - θ*)²
     clip: float = 10.0  # gradient-norm clip
+    lr_flag: str = "--lr"  # the flag that sets `lr`, named when training diverges
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,21 +37,27 @@ def task_logits(net: nn.Module, x: torch.Tensor, task: Task, **kw) -> torch.Tens
 def fit(net: nn.Module, task: Task, cfg: TrainConfig, extra_loss: Callable[[], torch.Tensor | None] | None = None,
         seed: int = 0, params=None, loss_fn=None) -> nn.Module:
     """SGD on the task's training set; `extra_loss()` is added to every batch (regularizers)."""
+    import math
+
+    from raycl.guard import DivergenceGuard
+
     device = next(net.parameters()).device
+    # a fresh network's cross-entropy is about log(classes); a loss 100x that has diverged
+    guard = DivergenceGuard(f"task '{task.name}' training loss",
+                            f"lower {cfg.lr_flag}" + ("" if extra_loss is None else " (or the baseline's λ, --baseline-lam)"),
+                            start=max(1.0, math.log(max(2, task.num_classes))))
     opt = torch.optim.SGD(params if params is not None else net.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     gen = torch.Generator().manual_seed(seed)
     x_all, y_all = task.train_x, task.train_y
     net.train()
-    for _ in range(cfg.epochs):
+    for epoch in range(1, cfg.epochs + 1):
         for idx in torch.randperm(len(y_all), generator=gen).split(cfg.batch_size):
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             loss = loss_fn(x, y) if loss_fn is not None else F.cross_entropy(task_logits(net, x, task), y)
             extra = extra_loss() if extra_loss is not None else None
             if extra is not None:
                 loss = loss + extra
-            if not torch.isfinite(loss):
-                raise RayclError(f"task '{task.name}': loss became {loss.item()}; lower the learning rate "
-                                 "(or the baseline's λ, --baseline-lam)")
+            guard.check(loss.item(), f"epoch {epoch}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             # large-λ penalties (EWC with big Fisher entries) can blow SGD up; clipping keeps them stable

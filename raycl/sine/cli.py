@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="dissertation",
                    help="dissertation (default): §5.6 settings, Fig 5.5 deployment; full: also Fig 5.4 and the "
                         "n_channels sweep (several meta-trainings); quick: a seconds-long smoke run")
@@ -98,6 +99,7 @@ def cmd_sine(args) -> int:
     from raycl import RayclError
     from raycl.sine.experiment import VARIANTS, SineExperiment
     from raycl.sine.meta import SineConfig
+    from raycl.runio import claim_run, results
 
     preset = PRESETS[args.preset]
 
@@ -121,6 +123,9 @@ def cmd_sine(args) -> int:
         raise RayclError("--n-channels, --hidden, --subtasks and --samples-per-task must be positive")
     if min(cfg.lr_theta, cfg.lr_phi, 1.0 if cfg.deploy_lr_theta is None else cfg.deploy_lr_theta) <= 0:
         raise RayclError("--lr-theta, --lr-phi and --deploy-lr-theta must be positive")
+    for flag, lr in (("--lr-theta", cfg.lr_theta), ("--lr-phi", cfg.lr_phi), ("--deploy-lr-theta", cfg.deploy_lr_theta)):
+        if lr is not None and lr >= 1e30:  # the updates run in float32 (max 3.4e38): such a step overflows
+            raise RayclError(f"{flag} {lr:g} is too large for float32 updates; give a learning rate below 1e30")
     deploy_functions = pick("deploy_functions", 25)
     if deploy_functions < 2:
         raise RayclError("--deploy-functions must be at least 2 (a std needs two)")
@@ -130,35 +135,49 @@ def cmd_sine(args) -> int:
     if args.seeds > 1 and compare:
         raise RayclError("--compare runs with one seed: drop --seeds (or run the comparisons separately, "
                          "e.g. raycl sine --compare sharing --out RUN2)")
+    if not variants:
+        raise RayclError("--variants names no variant; choose from " + ", ".join(VARIANTS))
+    if len(set(variants)) != len(variants):
+        raise RayclError(f"--variants repeats a variant: {args.variants}")
+    if "channels" in compare and not channels:
+        raise RayclError("--compare channels needs n_channels values in --channels, e.g. --channels 1,5,10")
     torch.set_num_threads(max(1, args.threads))
     kwargs = dict(epochs=pick("epochs", 300), deploy_functions=deploy_functions, variants=variants,
                   compare=compare, channels=channels, ckpt_every=pick("ckpt_every", 50))
-    runner = None
-    if args.seeds > 1 or compare:
-        from raycl.sine.parallel import Runner
+    # everything above is checked before the run folder is touched; the results are written
+    # together when the run succeeds (summary.json last), checkpoints as they come
+    with claim_run(args.out, overwrite=args.overwrite, command="raycl sine"), results(args.out):
+        runner = None
+        if args.seeds > 1 or compare:
+            from raycl.runner import Runner
 
-        runner = Runner(use_ray=not args.no_ray, address=args.address, num_cpus=args.num_cpus,
-                        threads=args.threads, progress=not args.no_progress)
+            runner = Runner(use_ray=not args.no_ray, address=args.address, num_cpus=args.num_cpus,
+                            threads=args.threads, progress=not args.no_progress)
+        if args.seeds > 1:
+            from raycl.sine.experiment import run_seeds
+
+            s = run_seeds(args.out, cfg, list(range(args.seed, args.seed + args.seeds)), runner, **kwargs)
+        else:
+            s = SineExperiment(args.out, cfg, seed=args.seed, progress=not args.no_progress, runner=runner,
+                               **kwargs)()
     if args.seeds > 1:
-        from raycl.sine.experiment import run_seeds
-
-        s = run_seeds(args.out, cfg, list(range(args.seed, args.seed + args.seeds)), runner, **kwargs)
         _print_seeds(args.out, s)
         return 0
-    exp = SineExperiment(args.out, cfg, seed=args.seed, progress=not args.no_progress, runner=runner, **kwargs)
-    s = exp()
     print(f"run folder: {args.out}  ({s['seconds']:.0f} s)")
     print(f"meta-training memory loss: first 25 epochs {s['meta_training']['memory_loss_first25']:.4f}, "
           f"last 25 {s['meta_training']['memory_loss_last25']:.4f}")
+    from raycl.stats import fmt, what
+
+    print(f"deployment whole-function MSE: {what('unseen functions', s['deploy_functions'])}")
     for v, st in s["deployment"].items():
         if v != "variant_names":
             w = st["whole_function_mse"]
-            print(f"deploy {v:<22} whole-function MSE {w['mean']:.4f} ± {w['std']:.4f}  (n={w['n']})")
+            print(f"deploy {v:<22} whole-function MSE {fmt(w, digits=4)}  (n={w['n']})")
     for kind in ("sharing", "channels"):
         for key, st in s.get(f"compare_{kind}", {}).items():
             w = st["whole_function_mse"]
             print(f"compare {kind} {key:<6} memory loss (last 25) {st['memory_loss_last25']:.4f}, deploy "
-                  f"whole-function MSE {w['mean']:.4f} ± {w['std']:.4f} (median {w['median']:.4f})")
+                  f"whole-function MSE {fmt(w, digits=4)} (n={w['n']}, median {w['median']:.4f})")
     if "must_show" in s:
         m = s["must_show"]
         print(f"meta-learned lower than random by {m['difference_random_minus_meta']:.4f}; "
@@ -174,14 +193,17 @@ _UNREACHABLE = ("  (no phenotype can pass this reading: an MSE is never below 0,
 
 
 def _print_seeds(out, s: dict) -> None:
+    from raycl.stats import fmt, what
+
     print(f"run folder: {out}  ({s['seconds']:.0f} s wall; {s['cpu_seconds_per_seed']['mean']:.0f} CPU-s per seed)")
+    print(s["deployment"].get("what", ""))
     for v, st in s["deployment"].items():
         if v in ("variant_names", "what"):
             continue
         p, o = st["pooled_functions"], st["over_seeds"]
         per = ", ".join(f"{x:.4f}" for x in o["per_seed_mean"])
-        print(f"deploy {v:<22} over functions {p['mean']:.4f} ± {p['std']:.4f} (n={p['n']}, median "
-              f"{p['median']:.4f}); over seeds {o['mean']:.4f} ± {o['std']:.4f} (per seed {per})")
+        print(f"deploy {v:<22} over functions {fmt(p, digits=4)} (n={p['n']}, median "
+              f"{p['median']:.4f}); over seeds {fmt(o, digits=4)} (n={o['n']}; per seed {per})")
     if "must_show" in s:
         m = s["must_show"]
         for name, c in m["checks"].items():
@@ -190,5 +212,7 @@ def _print_seeds(out, s: dict) -> None:
             if not c.get("reachable_by_any_phenotype", True):
                 print("  " + _UNREACHABLE.format(**m["random"]["pooled_functions"]))
         d = m["paired_per_function"]
-        print(f"paired per function: {d['mean']:.4f} ± {d['std']:.4f} (s.e. {d['standard_error']:.4f}, median "
-              f"{d['median']:.4f}); meta-learned better on {d['functions_where_meta_is_better']}/{d['n']}")
+        pv = "-" if d.get("p") is None or d["p"] != d["p"] else f"{d['p']:.2g}"
+        print(f"paired per function, random - meta-learned ({what('functions', d['n'])}): {fmt(d, digits=4)} "
+              f"(s.e. {d['standard_error']:.4f}, paired t p = {pv}, median {d['median']:.4f}); "
+              f"meta-learned better on {d['functions_where_meta_is_better']}/{d['n']}")

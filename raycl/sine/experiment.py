@@ -13,6 +13,7 @@ import torch
 from raycl.dan import DANNetwork, load_into, snapshot, split_parameters
 from raycl.dan.checkpoint import save_phenotype
 from raycl.runio import RunDir, save_figure, write_json, write_parquet
+from raycl.stats import describe, paired, what
 from raycl.sine import plots
 from raycl.sine.meta import SineConfig, SineLearner, deploy, meta_train
 from raycl.sine.tasks import sample_function, sample_stream, whole_function_grid
@@ -33,14 +34,6 @@ def _row(**kw) -> dict:
     return {k: kw.get(k) for k in ROW_KEYS}
 
 
-def _stats(vals, median: bool = False) -> dict:
-    a = np.asarray(vals, dtype=float)
-    out = {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
-    if median:
-        out["median"] = float(np.median(a))
-    return out
-
-
 def meta_train_phenotype(
     cfg: SineConfig, epochs: int, init_seed: int, train_seed: int, ckdir: Path | None = None,
     ckpt_every: int = 0, name: str = "main", on_epoch=None,
@@ -48,11 +41,17 @@ def meta_train_phenotype(
     """Meta-train from the seeded θ0/φ0. Returns the learner (φ = φ*, θ = θ0), φ0 and one record
     per meta-epoch (whole-function, memory and mean task loss after the last sub-task).
     Checkpoints φ (with θ0) to `ckdir` every `ckpt_every` meta-epochs."""
+    from raycl.guard import DivergenceGuard
+
     learner = SineLearner.build(cfg, torch.Generator().manual_seed(init_seed))
     phi0 = snapshot(learner.phi)
     history: list[dict] = []
+    # targets lie within [-0.8, 0.8], so predicting 0 costs at most 0.64: the guard's start
+    guard = DivergenceGuard(f"meta-training MSE ({name})", "lower --lr-theta (or --lr-phi)", start=0.64)
 
     def hook(epoch: int, rec: dict) -> None:
+        # before the checkpoint below, so a diverged φ never replaces the last good one
+        guard.check(max(rec["total"][-1], rec["memory"][-1], float(np.mean(rec["task"]))), f"meta-epoch {epoch}")
         history.append({"epoch": epoch, "total": rec["total"][-1], "memory": rec["memory"][-1],
                         "task": float(np.mean(rec["task"]))})
         if ckdir is not None and ckpt_every and (epoch % ckpt_every == 0 or epoch == epochs):
@@ -188,8 +187,8 @@ class SineExperiment:
     def deploy_stats(recs: list[dict]) -> dict:
         whole, seen = [r["total"][-1] for r in recs], [r["memory"][-1] for r in recs]
         return {
-            "whole_function_mse": _stats(whole, median=True),
-            "seen_data_mse": _stats(seen, median=True),
+            "whole_function_mse": describe(whole),
+            "seen_data_mse": describe(seen),
             "whole_function_mse_after_task": [float(v) for v in np.mean([r["total"] for r in recs], axis=0)],
             "per_function": {"whole_function_mse": [float(v) for v in whole],
                              "seen_data_mse": [float(v) for v in seen]},
@@ -218,7 +217,7 @@ class SineExperiment:
         main_key = {"sharing": cfg.sharing, "channels": str(cfg.n_channels)}
         runner = self.runner
         if runner is None and comparisons:
-            from raycl.sine.parallel import Runner
+            from raycl.runner import Runner
 
             runner = Runner(use_ray=False, progress=self.progress)
         jobs = {
@@ -298,22 +297,23 @@ def compare_phenotypes(meta_mse, random_mse, unit: str = "unseen functions") -> 
     from scipy.stats import wilcoxon
 
     m, r = np.asarray(meta_mse, dtype=float), np.asarray(random_mse, dtype=float)
-    ms, rs, d = _stats(m, True), _stats(r, True), _stats(r - m, True)
+    ms, rs, d = describe(m), describe(r), paired(r, m)
     diff = rs["mean"] - ms["mean"]
     spread = max(ms["std"], rs["std"])
     lm, lr = np.log10(np.maximum(m, 1e-12)), np.log10(np.maximum(r, 1e-12))
-    lms, lrs = _stats(lm), _stats(lr)
-    se = d["std"] / np.sqrt(d["n"])
+    lms, lrs = describe(lm), describe(lr)
     return {
         "what": "deployment MSE over the whole function [-5,5] after learning all sub-tasks, phenotype fixed",
         "meta_learned": ms,
         "random": rs,
         "difference_random_minus_meta": diff,
-        "spread_used": f"per-function std over the {len(m)} {unit} (the larger of meta-learned's and random's)",
+        "spread_used": f"per-function sample std (ddof = 1) over the {len(m)} {unit} (the larger of meta-learned's and random's)",
         "spread_max_std": spread,
         "meta_lower_by_more_than_spread": bool(diff > spread),
         **reachability(rs),
-        "paired_difference": {**d, "standard_error": float(se), "z": float(d["mean"] / se) if se > 0 else None},
+        # random - meta per function: paired t and two-sided p from raycl.stats; "standard_error" and
+        # "z" (= t, the mean over its standard error) are the older names summary readers use
+        "paired_difference": {**d, "standard_error": d["se"], "z": d["t"] if np.isfinite(d["t"]) else None},
         "functions_where_meta_is_better": int((m < r).sum()),
         "wilcoxon_p_meta_lower": float(wilcoxon(r, m, alternative="greater").pvalue) if len(m) > 1 else None,
         "log10_mse": {
@@ -342,13 +342,15 @@ def seeds_summary(per_seed: list[dict]) -> dict:
     for v in variants:
         per_fn = [s["deployment"][v]["per_function"]["whole_function_mse"] for s in per_seed]
         means = [float(np.mean(f)) for f in per_fn]
-        deployment[v] = {"pooled_functions": _stats(np.concatenate(per_fn), median=True),
-                         "over_seeds": {**_stats(means), "per_seed_mean": means}}
+        deployment[v] = {"pooled_functions": describe(np.concatenate(per_fn)),
+                         "over_seeds": {**describe(means), "per_seed_mean": means}}
     out = {
         "seeds": seeds,
         "deployment": {**deployment, "variant_names": {v: VARIANTS[v] for v in variants},
-                       "what": "whole-function MSE after all sub-tasks; pooled_functions: mean ± std over every "
-                               "seed's unseen functions; over_seeds: mean ± std of the per-seed means"},
+                       "what": "whole-function MSE after all sub-tasks; pooled_functions: "
+                               + what(f"unseen functions pooled over {len(seeds)} seeds",
+                                      deployment[variants[0]]["pooled_functions"]["n"] if variants else 0)
+                               + "; over_seeds: " + what("per-seed means", len(seeds))},
         "per_seed": [
             {"seed": s["seed"], "meta_fixed_mean": s["deployment"].get("meta_fixed", {}).get("whole_function_mse", {})
              .get("mean"), "random_fixed_mean": s["deployment"].get("random_fixed", {}).get("whole_function_mse", {})
@@ -356,7 +358,7 @@ def seeds_summary(per_seed: list[dict]) -> dict:
              "seconds": s["seconds"], "cpu_seconds": s["cpu_seconds"]}
             for s in per_seed
         ],
-        "cpu_seconds_per_seed": _stats([s["cpu_seconds"] for s in per_seed]),
+        "cpu_seconds_per_seed": describe([s["cpu_seconds"] for s in per_seed]),
     }
     if {"meta_fixed", "random_fixed"} <= set(variants):
         meta = [s["deployment"]["meta_fixed"]["per_function"]["whole_function_mse"] for s in per_seed]
@@ -381,7 +383,7 @@ def seeds_summary(per_seed: list[dict]) -> dict:
                     "largest_possible_difference": pooled["largest_possible_difference"],
                     "reachable_by_any_phenotype": pooled["reachable_by_any_phenotype"]},
                 "across_seed_spread": {
-                    "spread_used": f"std of the {len(seeds)} per-seed mean MSEs (the larger of meta-learned's "
+                    "spread_used": f"sample std (ddof = 1) of the {len(seeds)} per-seed mean MSEs (the larger of meta-learned's "
                                    "and random's)",
                     "spread": seed_spread, "difference": diff,
                     "meta_lower_by_more_than_spread": bool(diff > seed_spread)},
@@ -389,7 +391,7 @@ def seeds_summary(per_seed: list[dict]) -> dict:
             "paired_per_function": {**pooled["paired_difference"],
                                     "functions_where_meta_is_better": pooled["functions_where_meta_is_better"],
                                     "wilcoxon_p_meta_lower": pooled["wilcoxon_p_meta_lower"]},
-            "paired_per_seed": {**_stats(seed_diff, median=True), "per_seed": [float(v) for v in seed_diff],
+            "paired_per_seed": {**describe(seed_diff), "per_seed": [float(v) for v in seed_diff],
                                 "seeds_where_meta_is_better": int((seed_diff > 0).sum())},
             "log10_mse_pooled": pooled["log10_mse"],
         }

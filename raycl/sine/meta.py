@@ -124,7 +124,8 @@ class SineLearner:
     def step(self, x: torch.Tensor, y: torch.Tensor, phi: bool = True) -> float:
         loss, grads = self.fused.loss_and_grads(x, y)
         if not torch.isfinite(loss):
-            raise RayclError("the loss became NaN/inf; lower --lr-theta / --lr-phi")
+            raise RayclError(f"the sine regression loss became {float(loss)} in a batch-1 step: the run diverged and "
+                             "stops here, keeping its last good checkpoint; lower --lr-theta (or --lr-phi)")
         self.theta_opt.step(grads)
         if phi:
             self.phi_opt.step(grads)
@@ -221,6 +222,11 @@ def deploy(
             learner.set_phi(phi)
             learner.phi_opt.reset()
             records.append(run_function(learner, stream, grid, plastic_phi=plastic, keep_predictions=keep_predictions))
+    except RayclError as e:
+        if "diverged" not in str(e):
+            raise
+        raise RayclError(f"deployment on unseen functions diverged (θ steps at α = {learner.theta_opt.lr:g}); "
+                         "lower --deploy-lr-theta (default: --lr-theta)" + (" or --lr-phi" if plastic else "")) from None
     finally:
         learner.theta_opt.lr = alpha
     learner.set_phi(phi)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from raycl.sine.tasks import subtask_windows, whole_function_grid
+from raycl.stats import describe, what
 
 
 def _plt():
@@ -116,7 +117,8 @@ def compare_figure(kind: str, curves: dict, results: dict):
           yerr=[results[k]["whole_function_mse"]["std"] for k in keys], capsize=4)
     b.set_xlabel(kind)
     b.set_ylabel("deployment whole-function MSE")
-    b.set_title("deployment, φ fixed (mean ± std)", fontsize=10)
+    n = sorted({results[k]["whole_function_mse"]["n"] for k in keys})
+    b.set_title(f"deployment, φ fixed\n({what('unseen functions', '/'.join(map(str, n)))})", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -146,12 +148,14 @@ def seeds_figure(per_seed: list[dict], names: dict):
     variants = [v for v in per_seed[0]["deployment"] if v != "variant_names"]
     means = np.array([[s["deployment"][v]["whole_function_mse"]["mean"] for s in per_seed] for v in variants])
     xs = np.arange(len(variants))
-    b.bar(xs, means.mean(1), color="0.85", yerr=means.std(1, ddof=1) if means.shape[1] > 1 else None, capsize=4)
+    spread = [describe(row) for row in means]
+    b.bar(xs, [d["mean"] for d in spread], color="0.85", capsize=4,
+          yerr=[d["std"] for d in spread] if means.shape[1] > 1 else None)
     for j in range(means.shape[1]):
         b.scatter(xs, means[:, j], s=14, zorder=3)
     b.set_xticks(xs, [names.get(v, v).split(":")[0] for v in variants])
     b.set_yscale("log")
     b.set_ylabel("per-seed mean whole-function MSE")
-    b.set_title(f"(b) {len(per_seed)} seeds: per-seed means (dots), mean ± std over seeds", fontsize=10)
+    b.set_title(f"(b) per-seed means (dots); bars: {what('seeds', len(per_seed))}", fontsize=9)
     fig.tight_layout()
     return fig

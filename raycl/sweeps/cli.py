@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from raycl.hyper.config import PRESETS
+from raycl.hyper.deploy import DEFAULT_LRS
 
 
 def _common(p) -> None:
     p.add_argument("--out", required=True, help="sweep folder: tune/ (Tune's experiment, TensorBoard logs, trial "
-                   "checkpoints), sweep.parquet, PNGs, summary.json. Rerunning with the same --out resumes")
+                   "checkpoints), sweep.parquet, PNGs, summary.json")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the killed or unfinished sweep in --out from its trials' checkpoints (same settings; "
+                        "resources such as --num-cpus may change)")
+    p.add_argument("--overwrite", action="store_true", help="replace the sweep already in --out (its files are deleted)")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="base settings each trial starts from (model, k, epochs...; default: see above)")
     p.add_argument("--epochs", type=int, default=None, help="outer epochs per trial (default: the preset's)")
@@ -27,9 +32,11 @@ def _common(p) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default %(default)s)")
     p.add_argument("--eval-every", type=int, default=5,
                    help="deploy the current φ every N epochs (also before training and at the end)")
-    p.add_argument("--eval-seeds", type=int, default=2, help="deployment sequences per set in each quick deployment")
-    p.add_argument("--eval-lrs", type=float, nargs="+", default=[0.01, 0.1, 1.0],
-                   help="deployment learning rates to choose from on meta-train (default %(default)s)")
+    p.add_argument("--eval-seeds", type=int, default=5,
+                   help="deployment sequences per set in each quick deployment (default %(default)s, as raycl deploy)")
+    p.add_argument("--eval-lrs", type=float, nargs="+", default=list(DEFAULT_LRS),
+                   help="deployment learning rates, chosen per metric on 5 meta-train sequences as raycl deploy does "
+                        "(default %(default)s)")
     p.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits)")
     p.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
     p.add_argument("--scheduler", default="none", choices=["none", "asha", "pbt"],
@@ -51,7 +58,7 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="Ray Tune sweeps of whole populations (over-training, scale)",
                        description="Ray Tune sweeps: each trial hyper-trains a whole population, reports memory and "
                        "generalization per outer epoch and a quick deployment every --eval-every epochs, and "
-                       "checkpoints. A killed sweep resumes when run again with the same --out. "
+                       "checkpoints. A killed sweep resumes when run again with the same --out and --resume. "
                        "`tensorboard --logdir OUT/tune` shows every trial.")
     s = p.add_subparsers(dest="sweep_command", metavar="KIND", required=True)
     o = s.add_parser("overtraining", help="the four (i, h_CL, h_H) settings of §6.4.3, or a grid (Fig 6.5)",
@@ -104,6 +111,7 @@ def spec_from_args(args):
     epochs = args.epochs if args.epochs is not None else P[base].epochs
     if epochs < 1:
         raise RayclError("--epochs must be >= 1")
+    _check_data_and_resources(args, settings)
     return SweepSpec(
         kind=args.kind, settings=settings, out=Path(args.out), epochs=epochs, seeds=args.seeds, backend=args.backend,
         driver_cpus=args.driver_cpus, cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
@@ -113,17 +121,87 @@ def spec_from_args(args):
     )
 
 
-def cmd_sweep(args) -> int:
-    from raycl.sweeps.tuning import run_sweep
+def _check_data_and_resources(args, settings) -> None:
+    """What would otherwise fail inside every trial, after Ray and Tune started."""
+    from raycl import RayclError
+    from raycl.checks import data_source
 
+    for s in settings:
+        for name in str(s.hyper.get("source", "")).split("+"):
+            data_source(name, s.hyper.get("data_root"), flag="--source")
+    data_source(args.eval_source, args.eval_root, flag="--eval-source", root_flag="--eval-root")
+    if args.eval_every < 1 or args.eval_seeds < 1 or not args.eval_lrs:
+        raise RayclError("--eval-every, --eval-seeds and --eval-lrs must be positive")
+    gpus = args.gpus_per_model or 0
+    if args.backend == "reference" and args.driver_cpus <= 0 and gpus <= 0:
+        raise RayclError("--driver-cpus must be > 0 with --backend reference (the trial runs the whole population)")
+    if args.backend == "ray" and args.driver_cpus <= 0:
+        raise RayclError("--driver-cpus must be > 0: every trial's driver needs a CPU share")
+    if args.backend == "ray" and args.cpus_per_model <= 0 and gpus <= 0:
+        raise RayclError("--cpus-per-model must be > 0 (or give --gpus-per-model): every model's bundle needs a share")
+    if args.scheduler == "pbt" and len(settings) != 1:
+        from raycl.sweeps.tuning import SweepSpec, _pbt_check
+
+        _pbt_check(SweepSpec(args.kind, settings, Path(args.out), 1, scheduler="pbt"))
+
+
+SPEC = "sweep.json"  # the settings a sweep was started with; --resume must give the same
+# SweepSpec field -> the flags that set it
+RESUME_SAME = {"kind": "the sweep kind", "settings": "--preset/--setting/--grid-*/--sizes/--params/--population/"
+               "--source", "epochs": "--epochs", "seeds": "--seeds", "backend": "--backend", "scheduler": "--scheduler",
+               "metric": "--metric", "samples": "--samples", "grace_period": "--grace-period",
+               "eval_every": "--eval-every", "eval_seeds": "--eval-seeds", "eval_lrs": "--eval-lrs",
+               "eval_source": "--eval-source", "eval_root": "--eval-root"}
+
+
+def spec_record(spec) -> dict:
+    import json
+
+    record = {k: getattr(spec, k) for k in RESUME_SAME}
+    record["settings"] = [{"name": s.name, "hyper": s.hyper} for s in spec.settings]
+    return json.loads(json.dumps(record, default=str))  # as read back from the file
+
+
+def check_resume(spec, out: Path) -> None:
+    from raycl import RayclError
+    from raycl.runio import read_json
+
+    if not (out / SPEC).is_file():
+        return  # a sweep from before raycl kept its settings: Tune restores its own
+    saved, now = read_json(out / SPEC), spec_record(spec)
+    for key, flag in RESUME_SAME.items():
+        if key in saved and saved[key] != now[key]:
+            if key == "settings":
+                names = lambda r: ", ".join(x["name"] for x in r)  # noqa: E731
+                raise RayclError(f"--resume: the settings differ from the sweep's in {out} ({names(now[key])} vs "
+                                 f"{names(saved[key])}, or their hyper-parameters; set by {flag}); resume with the "
+                                 "sweep's settings, or pass --overwrite to start over")
+            raise RayclError(f"--resume: {flag} {now[key]} (the sweep in {out} has {saved[key]}); resume with the "
+                             "sweep's settings, or pass --overwrite to start over")
+
+
+def cmd_sweep(args) -> int:
+    from raycl.checks import resume_or_overwrite
+    from raycl.runio import claim_run, write_json
+    from raycl.sweeps.tuning import EXPERIMENT, run_sweep
+
+    resume_or_overwrite(args)
     spec = spec_from_args(args)
-    s = run_sweep(spec, address=args.address, num_cpus=args.num_cpus, ray_temp_dir=args.ray_temp_dir)
+    if args.resume:
+        check_resume(spec, Path(args.out))
+    # Tune's folder and the settings are written as they come (a --resume reads them back);
+    # the table, figures and summary.json together once the sweep ends (run_sweep)
+    with claim_run(args.out, resume=args.resume, overwrite=args.overwrite, command=f"raycl sweep {args.kind}",
+                   marker=EXPERIMENT):
+        if not args.resume:
+            write_json(Path(args.out) / SPEC, spec_record(spec), now=True)
+        s = run_sweep(spec, address=args.address, num_cpus=args.num_cpus, ray_temp_dir=args.ray_temp_dir)
     print(f"{'resumed' if s['resumed'] else 'ran'} {s['trials']} trials: {s['terminated']} finished, "
           f"{s['errored']} errored, {s['unfinished']} unfinished")
     for e in s["errors"]:
         print(f"  error: {e}")
     print(f"table {s['table']}; figures {', '.join(s['figures'])}; TensorBoard: tensorboard --logdir {s['experiment']}")
     if s["unfinished"] or s["errored"]:
-        print("not complete: run the same command again to resume from the trials' checkpoints")
+        print("not complete: run the same command again with --resume to go on from the trials' checkpoints")
         return 1
     return 0

@@ -67,50 +67,74 @@ def _sets(df) -> list[str]:
     return [s for s in ("meta-test", "meta-eval", "meta-train") if f"deploy_{s}_memory" in df.columns]
 
 
+def _mean_std(g):
+    """raycl.stats.describe of each group (a pandas SeriesGroupBy, NaNs dropped): the means, the
+    sample stds (ddof = 1; 0, no error bar, where a group has one value) and the sorted n's."""
+    import pandas as pd
+
+    from raycl.stats import describe
+
+    d = {k: describe(v.dropna()) for k, v in g if v.notna().any()}
+    mean = pd.Series({k: x["mean"] for k, x in d.items()}, dtype=float)
+    std = pd.Series({k: x["std"] for k, x in d.items()}, dtype=float)
+    return mean, std, sorted({x["n"] for x in d.values()})
+
+
+def _caption(ns) -> str:
+    from raycl.stats import what
+
+    return f"bars: {what('seeds', '/'.join(map(str, sorted(set(ns)))) or '?')}"
+
+
 def settings_figure(df, title: str):
     """Fig 6.5: per setting, deployment memory and generalization after d tasks of the
-    hyper-trained φ (solid) and of the same trial's initial φ (pale), mean ± std over seeds."""
+    hyper-trained φ (solid) and of the same trial's initial φ (pale), mean ± sample std
+    (ddof = 1) over seeds."""
     final, initial = _final_and_initial(df)
     order = list(dict.fromkeys(df.sort_values(["h_h", "i"])["setting"]))
     sets = _sets(df)[:2]
     fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
     width = 0.2
     for ax, s in zip(axes[0], sets):
+        ns = []
         for j, (frame, k, label, alpha) in enumerate([
             (final, "memory", "memory, hyper-trained", 1.0), (initial, "memory", "memory, initial φ", 0.35),
             (final, "generalization", "generalization, hyper-trained", 1.0),
             (initial, "generalization", "generalization, initial φ", 0.35),
         ]):
-            g = frame.groupby("setting")[f"deploy_{s}_{k}"]
-            mean, std = g.mean().reindex(order), g.std(ddof=0).reindex(order).fillna(0)
+            mean, std, n = _mean_std(frame.groupby("setting")[f"deploy_{s}_{k}"])
+            mean, std = mean.reindex(order), std.reindex(order).fillna(0)
+            ns += n
             xs = [x + (j - 1.5) * width for x in range(len(order))]
             ax.bar(xs, 100 * mean, width, yerr=100 * std, alpha=alpha, label=label,
                    color="C0" if k == "memory" else "C1", capsize=2)
         ax.set_xticks(range(len(order)), order, rotation=20, fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_ylabel(f"accuracy after d={int(df['d'].iloc[0])} tasks (%)")
-        ax.set_title(f"{title}: {s}")
+        ax.set_title(f"{title}: {s}\n{_caption(ns)}", fontsize=9)
     axes[0][0].legend(fontsize=7)
     return fig
 
 
 def scaling_figure(df, title: str):
-    """Fig 6.9: deployment accuracy after d tasks against parameters per model."""
+    """Fig 6.9: deployment accuracy after d tasks against parameters per model, mean ± sample
+    std (ddof = 1) over seeds."""
     final, initial = _final_and_initial(df)
     sets = _sets(df)[:2]
     fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
     for ax, s in zip(axes[0], sets):
+        ns = []
         for frame, style, who in ((final, "-o", "hyper-trained"), (initial, ":x", "initial φ")):
             for k, color in (("memory", "C0"), ("generalization", "C1")):
-                g = frame.groupby("params")[f"deploy_{s}_{k}"]
-                mean, std = g.mean(), g.std(ddof=0).fillna(0)
-                ax.errorbar(mean.index, 100 * mean, yerr=100 * std, fmt=style, color=color, capsize=2,
+                mean, std, n = _mean_std(frame.groupby("params")[f"deploy_{s}_{k}"])
+                ns += n
+                ax.errorbar(mean.index, 100 * mean, yerr=100 * std.fillna(0), fmt=style, color=color, capsize=2,
                             label=f"{k}, {who}")
         ax.set_xscale("log")
         ax.set_ylim(0, 100)
         ax.set_xlabel("parameters per model")
         ax.set_ylabel(f"accuracy after d={int(df['d'].iloc[0])} tasks (%)")
-        ax.set_title(f"{title}: {s}")
+        ax.set_title(f"{title}: {s}\n{_caption(ns)}", fontsize=9)
     axes[0][0].legend(fontsize=7)
     return fig
 

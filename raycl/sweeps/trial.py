@@ -51,13 +51,16 @@ def reporting(cls, on_epoch):
 
 
 class QuickDeploy:
-    """Deploy the current φ on d tasks over a few sequences per set (meta-train, meta-test,
-    meta-eval), at the best of a few learning rates chosen on meta-train."""
+    """Deploy the current φ on d tasks over sequences of each set (meta-train, meta-test,
+    meta-eval) with raycl deploy's selection: each metric at the rate chosen for it on
+    meta-train sequences."""
 
-    def __init__(self, cfg, seeds: int = 2, lrs=(0.01, 0.1, 1.0), eval_source: str = "digits", eval_root=None):
+    def __init__(self, cfg, seeds: int = 5, lrs=None, eval_source: str = "digits", eval_root=None):
+        from raycl.hyper.deploy import DEFAULT_LRS
+
         from raycl.hyper.evaluate import deployment_sets
 
-        self.cfg, self.seeds, self.lrs = cfg, seeds, tuple(lrs)
+        self.cfg, self.seeds, self.lrs = cfg, seeds, tuple(lrs or DEFAULT_LRS)
         self.sets = deployment_sets(cfg, eval_source, eval_root)
 
     def __call__(self, model, theta0, phi) -> dict:
@@ -108,11 +111,13 @@ def resume_point(given, trial_dir: Path | None) -> tuple[dict | None, list[dict]
     trial's folder that Tune had not yet recorded when its driver was killed (it snapshots
     its experiment state every few seconds, the trial checkpoints every epoch)."""
     from raycl import RayclError
-    from raycl.runio import torch_load
+    from raycl.runio import UnsafeCheckpointError, torch_load
 
     def load(d: Path):
         try:
             return torch_load(d / CHECKPOINT), json.loads((d / ROWS).read_text())
+        except UnsafeCheckpointError:  # pickled objects: not a cut-short checkpoint, and never skipped quietly
+            raise
         except (RayclError, OSError, ValueError):  # a checkpoint cut short by the kill
             return None
 

@@ -27,8 +27,8 @@ class SweepSpec:
     gpus_per_model: float | None = None  # None: 1 per model when the cluster has GPUs
     threads: int = 1
     eval_every: int = 5
-    eval_seeds: int = 2
-    eval_lrs: tuple = (0.01, 0.1, 1.0)
+    eval_seeds: int = 5
+    eval_lrs: tuple = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)  # raycl.hyper.deploy.DEFAULT_LRS
     eval_source: str = "digits"
     eval_root: str | None = None
     scheduler: str = "none"  # none | asha | pbt
@@ -146,6 +146,92 @@ def _gpus_per_model(spec: SweepSpec) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
+# Tuner.restore unpickles the experiment's tuner.pkl and its trials' state, and unpickling can
+# run code: raycl restores only an experiment folder it created itself on this machine. It marks
+# each new one with MARKER, signed (HMAC-SHA256) with a secret key kept in the raycl cache
+# folder ($RAYCL_CACHE or ~/.cache/raycl, mode 0600), so a folder copied from elsewhere, or a
+# marker written by hand, does not pass.
+MARKER = ".raycl-sweep.json"
+KEY_FILE = "sweep-key"
+
+
+def _sweep_key() -> bytes:
+    """This machine's secret for sweep markers, made on first use."""
+    import secrets
+    import tempfile
+
+    from raycl.data.offline import cache_dir
+
+    path = cache_dir() / KEY_FILE
+
+    def read() -> bytes:
+        try:
+            key = bytes.fromhex(path.read_text().strip())
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise RayclError(f"{path} is not a raycl sweep key; delete it (sweeps marked with it can then no "
+                             "longer be resumed: start them again in a new --out)")
+        return key
+
+    if path.exists():
+        return read()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{KEY_FILE}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        os.link(tmp, path)  # atomic, and never replaces a key another process made first
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return read()
+
+
+def _signature(key: bytes, marker: dict) -> str:
+    import hashlib
+    import hmac
+
+    return hmac.new(key, f"raycl-sweep|{marker['nonce']}|{marker['created']}".encode(), hashlib.sha256).hexdigest()
+
+
+def mark_experiment(folder: Path) -> Path:
+    """Record that raycl created this Tune experiment folder on this machine."""
+    import secrets
+    import time
+
+    from raycl import __version__
+    from raycl.runio import write_json
+
+    marker = {"raycl": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "nonce": secrets.token_hex(16)}
+    marker["hmac"] = _signature(_sweep_key(), marker)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_json(folder / MARKER, marker)
+
+
+def check_restorable(folder: Path) -> None:
+    """Raise unless raycl created `folder` on this machine (its marker verifies): only then may
+    Tuner.restore unpickle the tuner.pkl in it."""
+    import hmac
+    import json
+
+    why = None
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+        if not hmac.compare_digest(str(marker["hmac"]), _signature(_sweep_key(), marker)):
+            why = f"its {MARKER} was not signed with this machine's sweep key"
+    except FileNotFoundError:
+        why = f"it has no {MARKER}"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        why = f"its {MARKER} is unreadable ({type(e).__name__})"
+    if why:
+        raise RayclError(
+            f"{folder} holds a Tune experiment that raycl did not create on this machine ({why}); resuming it would "
+            "run Tuner.restore, which unpickles its tuner.pkl and trial state, and unpickling can run code. "
+            "Start a new sweep with a new --out (resume only sweep folders you made yourself)")
+
+
 def tuner(spec: SweepSpec, done_epochs: int = 0):
     """A new Tuner, or the restored one when spec.experiment holds a sweep (a killed driver
     resumes: finished trials stay finished, unfinished ones go on from their last checkpoint,
@@ -159,7 +245,8 @@ def tuner(spec: SweepSpec, done_epochs: int = 0):
     trainable = tune.with_resources(population_trial, trial_resources(spec, gpus))
     total = len(spec.settings) * (spec.samples if spec.scheduler == "pbt" else spec.seeds) * spec.epochs
     callbacks = [CSVLoggerCallback(), JsonLoggerCallback(), TBXLoggerCallback(), epoch_bar(total, done_epochs)]
-    if tune.Tuner.can_restore(str(spec.experiment)):
+    if tune.Tuner.can_restore(str(spec.experiment)):  # only looks for tuner.pkl
+        check_restorable(spec.experiment)
         t = tune.Tuner.restore(str(spec.experiment), trainable=trainable, resume_unfinished=True,
                                resume_errored=True)
         # the restored run config is the pickled one: give it a bar that counts from here
@@ -175,8 +262,9 @@ def tuner(spec: SweepSpec, done_epochs: int = 0):
                                   num_samples=spec.samples if spec.scheduler == "pbt" else 1,
                                   max_concurrent_trials=spec.max_concurrent or None,
                                   trial_name_creator=trial_name, trial_dirname_creator=trial_name)
-    return tune.Tuner(trainable, param_space=param_space(spec, gpus), tune_config=tune_config,
-                      run_config=run_config), False
+    space = param_space(spec, gpus)
+    mark_experiment(spec.experiment)  # before Tune writes tuner.pkl: what lets a rerun resume
+    return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config), False
 
 
 def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: float | None = None,
@@ -185,7 +273,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: float | Non
     import ray
 
     from raycl.cluster import init_ray
-    from raycl.runio import write_json
+    from raycl.runio import results, write_json
     from raycl.sweeps.results import collect, write_figures, write_table
 
     spec.out.mkdir(parents=True, exist_ok=True)
@@ -204,13 +292,14 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: float | Non
         if address is None and not os.environ.get("RAY_ADDRESS"):
             ray.shutdown()  # the local Ray this sweep started
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
-    table = write_table(spec.experiment, spec.out)
-    figures = write_figures(table, spec.out, spec.kind)
-    summary = {
-        "kind": spec.kind, "experiment": str(spec.experiment), "table": str(table),
-        "figures": [str(f) for f in figures], "resumed": restored, "trials": len(grid),
-        "terminated": grid.num_terminated, "errored": grid.num_errors, "unfinished": unfinished,
-        "errors": [str(e).splitlines()[0] for e in grid.errors],
-    }
-    write_json(spec.out / "summary.json", summary)
+    with results(spec.out):  # the table, figures and summary.json together, summary last
+        table = write_table(spec.experiment, spec.out)
+        figures = write_figures(table, spec.out, spec.kind)
+        summary = {
+            "kind": spec.kind, "experiment": str(spec.experiment), "table": str(table),
+            "figures": [str(f) for f in figures], "resumed": restored, "trials": len(grid),
+            "terminated": grid.num_terminated, "errored": grid.num_errors, "unfinished": unfinished,
+            "errors": [str(e).splitlines()[0] for e in grid.errors],
+        }
+        write_json(spec.out / "summary.json", summary)
     return summary

@@ -1,10 +1,10 @@
-"""Ray plumbing for Chapter 5: independent meta-trainings (seeds, Fig 5.4's sharing modes, the
-n_channels sweep) run as Ray tasks, or one after another in this process (`--no-ray`).
+"""Independent jobs (seeds, comparison runs) as Ray tasks, or one after another in this
+process: the one runner of every family (`--no-ray` gives the in-process path).
 
-Nothing here knows about sine regression: `Runner.submit(fn, *args)` schedules a call of a
+Nothing here knows about any experiment: `Runner.submit(fn, *args)` schedules a call of a
 module-level function and `Runner.gather(handles)` returns the results in submission order.
-Every call runs with `threads` torch threads (1: batch-1 steps are too small to split), so a
-run gives the same numbers with and without Ray.
+Every call runs with `threads` torch threads, so a job gives the same numbers with and
+without Ray.
 """
 
 from __future__ import annotations
