@@ -23,7 +23,7 @@ RULES: dict[str, tuple] = {
         # counts
         "epochs", "seeds", "population", "i", "k", "h_cl", "h_h", "d", "hyper_batch", "unroll", "threads",
         "deploy_functions", "samples_per_task", "subtasks", "n_channels", "hidden", "phenotype_hidden", "channels",
-        "classes", "per_class", "budget", "tasks", "workers", "frames", "episodes", "batch_size", "latent",
+        "classes", "per_class", "budget", "tasks", "frames", "initial", "episodes", "batch_size", "latent",
         "ae_input", "ae_max_iters", "max_iters", "curve_iters", "eval_every", "eval_seeds", "stages", "pool",
         "projector", "size", "samples", "repeats", "draws", "train_steps", "tune_epochs", "grid_i", "grid_h_cl",
         "grid_h_h", "target_params", "params", "checkpoint_every", "ckpt_every", "num_cpus", "decoder_hidden",
@@ -34,8 +34,10 @@ RULES: dict[str, tuple] = {
     **{name: NONNEGATIVE for name in (
         "seed", "first_seed", "max_restarts", "checkpoint_steps", "weight_decay", "anchor_lam", "baseline_lam",
         "contractive", "lambd", "gamma", "beta", "gpus_per_model", "gpus_per_run", "cpus_per_model", "driver_cpus",
-        "patience", "min_steps", "initial", "labeled", "remove_classes", "max_concurrent", "eval_max_steps")},
-    **{name: FRACTION for name in ("ood_fraction", "noise", "target", "tune_momentum")},
+        "patience", "min_steps", "workers", "labeled", "remove_classes", "max_concurrent", "eval_max_steps")},
+    **{name: FRACTION for name in ("noise", "target")},
+    "ood_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "tune_momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "val_fraction": OPEN_FRACTION,
     "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "threshold": COSINE,

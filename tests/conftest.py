@@ -47,3 +47,32 @@ def snapshot(folder) -> dict:
 def cli(capsys):
     """cli(*argv) -> (code, stdout, stderr) of `raycl ARGV` run in this process."""
     return lambda *argv: run_cli(capsys, *argv)
+
+
+def refused(cli, argv, code=2, *, keep=(), absent=()):
+    """Run argv, expect `code` and one error line; folders/files in `keep` unchanged, `absent`
+    not created. Returns the error line."""
+    from pathlib import Path
+
+    def state(k):
+        return snapshot(k) if Path(k).is_dir() else Path(k).read_bytes()
+
+    before = {str(k): state(k) for k in keep}
+    got, _, err = cli(*argv)
+    assert got == code, err
+    line = error_line(err)
+    for k in keep:
+        assert state(k) == before[str(k)], f"{k} changed"
+    for a in absent:
+        assert not Path(a).exists(), f"{a} was created"
+    return line
+
+
+def write_lock(folder, pid: int, host: str | None = None) -> None:
+    """A run-folder lock as raycl writes it, held by `pid` on `host` (default: this host)."""
+    import json
+    import socket
+    from pathlib import Path
+
+    (Path(folder) / ".raycl.lock").write_text(json.dumps(
+        {"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01 00:00:00", "command": "raycl"}))

@@ -408,3 +408,20 @@ def test_fit_stops_early_after_patience_epochs_without_a_better_validation_accur
         model = make_model("vnn", (1, 8, 8), 3)
         _, info = fit(model, x, y, x[:12], y[:12], cfg, torch.device("cpu"), torch.Generator().manual_seed(0))
         assert info["best_epoch"] == 1 and info["trained_epochs"] == trained
+
+
+def test_run_summary_records_provenance_per_seed(tmp_path):
+    import re
+
+    from raycl.active.distributed import provenance
+    from raycl.active.scenario import Scenario
+    from raycl.cli import main
+
+    out = tmp_path / "run"
+    assert main(_tiny_args(out, "--strategies", "random", "uncertainty")) == 0
+    p = json.loads((out / "summary.json").read_text())["provenance"]
+    assert p["environment"]["torch"] and p["data_differs"] == []
+    assert set(p["data"]) == {f"seed_{s}/{n}" for s in (0, 1) for n in ("pool", "ood", "val", "test")}
+    assert all(re.fullmatch("[0-9a-f]{16}", v) for v in p["data"].values())
+    assert p["data"]["seed_0/test"] == p["data"]["seed_1/test"] and p["data"]["seed_0/pool"] != p["data"]["seed_1/pool"]
+    assert p["data"]["seed_1/pool"] == provenance(Scenario().build(1))["data"]["pool"]  # the default scenario's

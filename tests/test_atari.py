@@ -208,3 +208,16 @@ def test_resume_keeps_stored_games_and_adds_the_next(ray2, tmp_path):
     metrics = read_parquet(tmp_path / "metrics.parquet")
     assert len(metrics) > len(first) and set(metrics["game"]) == {"Pong", "Boxing"}
     assert summary["min_cosine_every_stage"] >= 0.95  # two folds at 0.98: 1 - cos adds up
+
+
+def test_provenance_names_games_versions_and_roms():
+    import ale_py
+
+    from raycl.atari.env import provenance
+
+    p = provenance(("Pong", "StarGunner", "NoSuchGame"))
+    d = p["data"]
+    assert d["games"] == "ALE/Pong-v5,ALE/StarGunner-v5,ALE/NoSuchGame-v5" and d["ale_py"] == ale_py.__version__
+    assert d["ALE/Pong-v5"].startswith("rom pong.bin md5 ") and "star_gunner.bin md5" in d["ALE/StarGunner-v5"]
+    assert d["ALE/NoSuchGame-v5"].startswith("rom unavailable")
+    assert all(isinstance(v, str) for v in d.values()) and p["environment"]["torch"]

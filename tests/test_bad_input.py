@@ -4,17 +4,16 @@ what was on disk untouched. The other families' cases are in test_bad_input_fami
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+
 
 import pytest
 import torch
-from conftest import error_line, snapshot
+from conftest import error_line, refused, snapshot, write_lock
 
 TINY = ["--preset", "tiny"]
 
@@ -28,19 +27,6 @@ def finished(tmp_path_factory):
     assert main(["hyper-train", "--out", str(run), *TINY]) == 0
     assert main(["deploy", str(run), "--d", "3", "--sequences", "2", "--lrs", "0.3"]) == 0
     return run
-
-
-def refused(cli, argv, code=2, *, keep=(), absent=()):
-    """Run argv, expect `code` and one error line; folders in `keep` unchanged, `absent` not created."""
-    before = {str(k): snapshot(k) for k in keep}
-    got, _, err = cli(*argv)
-    assert got == code, err
-    line = error_line(err)
-    for k in keep:
-        assert snapshot(k) == before[str(k)], f"{k} changed"
-    for a in absent:
-        assert not Path(a).exists(), f"{a} was created"
-    return line
 
 
 # --- numbers and names on the command line ---------------------------------------------------------
@@ -108,19 +94,12 @@ def test_resume_needs_a_run_and_a_reason(cli, finished, tmp_path):
                                          keep=[finished])
 
 
-def _lock(folder: Path, pid: int, host: str | None = None):
-    import socket
-
-    (folder / ".raycl.lock").write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
-                                                    "started": "2026-01-01 00:00:00", "command": "raycl"}))
-
-
 def test_a_second_writer_is_refused_naming_the_first(cli, tmp_path):
     run = tmp_path / "busy"
     run.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        _lock(run, holder.pid)
+        write_lock(run, holder.pid)
         line = refused(cli, ["hyper-train", "--out", run, *TINY], keep=[run])
         assert f"pid {holder.pid}" in line and "in use" in line
     finally:
@@ -135,7 +114,7 @@ def test_a_second_writer_is_refused_naming_the_first(cli, tmp_path):
 def test_a_lock_from_another_host_is_respected(cli, tmp_path):
     run = tmp_path / "shared"
     run.mkdir()
-    _lock(run, 1, host="another-node")
+    write_lock(run, 1, host="another-node")
     assert "another-node" in refused(cli, ["hyper-train", "--out", run, *TINY], keep=[run])
 
 

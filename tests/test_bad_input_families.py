@@ -6,40 +6,19 @@ commands' cases are in test_bad_input.py."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import error_line, snapshot
+from conftest import refused, write_lock
 
 QUICK_SINE = ["--preset", "quick", "--no-progress", "--epochs", "2", "--deploy-functions", "2",
               "--variants", "meta_fixed,random_fixed"]
 TINY_ACTIVE = ["--no-ray", "--seeds", "1", "--stages", "1", "--initial", "20", "--budget", "30", "--epochs", "1",
                "--min-steps", "3", "--eval-every", "1", "--strategies", "random"]
 TINY_SELFNET = ["--tasks", "1", "--epochs", "1", "--baselines", "none"]
-
-
-def refused(cli, argv, code=2, *, keep=(), absent=()):
-    """Run argv, expect `code` and one error line; folders/files in `keep` unchanged, `absent` not created."""
-    before = {str(k): snapshot(k) if Path(k).is_dir() else Path(k).read_bytes() for k in keep}
-    got, _, err = cli(*argv)
-    assert got == code, err
-    line = error_line(err)
-    assert line.startswith("raycl")
-    for k in keep:
-        now = snapshot(k) if Path(k).is_dir() else Path(k).read_bytes()
-        assert now == before[str(k)], f"{k} changed"
-    for a in absent:
-        assert not Path(a).exists(), f"{a} was created"
-    return line
-
-
-def _lock(folder: Path, pid: int):
-    (folder / ".raycl.lock").write_text(json.dumps({"pid": pid, "host": socket.gethostname(),
-                                                    "started": "2026-01-01 00:00:00", "command": "raycl"}))
 
 
 def _finished(folder: Path, **files) -> Path:
@@ -162,7 +141,7 @@ def test_sine_second_writer_is_refused_and_a_stale_lock_taken_over(cli, tmp_path
     run.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        _lock(run, holder.pid)
+        write_lock(run, holder.pid)
         line = refused(cli, ["sine", "--out", run, *QUICK_SINE], keep=[run])
         assert f"pid {holder.pid}" in line and "in use" in line
     finally:
@@ -254,6 +233,7 @@ def test_sweep_resume_needs_a_sweep_with_the_same_settings(cli, tmp_path):
     (["--tasks", "0"], "--tasks: must be > 0"),
     (["--thresholds", "0.99,1.5"], "--thresholds: must be in (0, 1]"),
     (["--ae-lr", "0"], "--ae-lr: must be > 0"),
+    (["--thresholds", ""], "--thresholds needs at least one value"),
 ])
 def test_selfnet_bad_settings_stop_before_any_folder(cli, tmp_path, flags, says):
     line = refused(cli, ["selfnet", "continual", "--out", tmp_path / "sn", *flags], absent=[tmp_path / "sn"])

@@ -71,6 +71,14 @@ def test_ray_population_matches_reference(cluster, pool, reference, tmp_path):
     assert len(trace["wall_s"]) == trainer.n_steps and min(trace["compute_s"]) > 0
 
 
+def test_two_ray_runs_of_one_seed_give_bit_identical_phenotypes(cluster, pool):
+    runs = [RayTrainer(CFG.with_(epochs=2), pool=pool) for _ in range(2)]
+    for r in runs:
+        r.train(progress=False)
+    a, b = (r.phi for r in runs)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
 def test_worker_dying_mid_epoch_is_restarted_and_the_run_matches(cluster, pool, reference, tmp_path):
     # worker 1 calls os._exit at step 6 of epoch 1; the last restore point is step 4 of that epoch
     cfg = CFG.with_(checkpoint_steps=4)

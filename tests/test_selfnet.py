@@ -277,3 +277,25 @@ def test_ray_trainer_matches_serial(digits):
         ray.shutdown()
     for (a, acc_a), (b, acc_b) in zip(serial, parallel):
         assert torch.equal(a, b) and acc_a == acc_b
+
+
+def test_cli_summaries_and_store_record_the_stream_provenance(tmp_path, digits):
+    import re
+
+    from raycl.cli import main
+    from raycl.runio import torch_load
+    from raycl.selfnet.streams import make_stream, provenance
+
+    out = tmp_path / "run"
+    assert main(["selfnet", "continual", "--tasks", "2", "--buffer", "2", "--epochs", "1", "--tune-epochs", "1",
+                 "--max-iters", "20", "--baselines", "none", "--out", str(out)]) == 0
+    p = json.loads((out / "summary.json").read_text())["provenance"]
+    assert p["environment"]["torch"] and len(p["data"]) == 4
+    assert all(re.fullmatch("[0-9a-f]{16}", v) for v in p["data"].values())
+    assert p["data"] == provenance(make_stream("split", *digits, 2, seed=0))["data"]  # the default stream, rebuilt
+    assert torch_load(out / "store.pt")["provenance"] == p
+    rob = tmp_path / "rob"
+    assert main(["selfnet", "robustness", "--tasks", "1", "--epochs", "1", "--sigmas", "0.1", "--draws", "1",
+                 "--out", str(rob)]) == 0
+    p = json.loads((rob / "summary.json").read_text())["provenance"]
+    assert len(p["data"]) == 2 and p["environment"]["torch"]

@@ -314,3 +314,37 @@ def test_ray_comparisons_match_in_process(tmp_path):
     assert main([*base, "--out", str(tmp_path / "local"), "--no-ray"]) == 0
     a, b = (json.loads((tmp_path / k / "summary.json").read_text())["compare_channels"] for k in ("ray", "local"))
     assert a["1"]["per_function"] == b["1"]["per_function"]
+
+
+def test_provenance_in_summaries_and_checkpoints(tmp_path):
+    """summary.json and every checkpoint fingerprint the exact targets meta-trained and deployed on."""
+    import re
+
+    from raycl.dan.checkpoint import load_checkpoint
+    from raycl.provenance import fingerprint
+    from raycl.runner import Runner
+    from raycl.sine.experiment import SineExperiment, run_seeds
+
+    cfg = SineConfig(hidden=(8, 8), n_channels=4, samples_per_task=10)
+    kw = dict(epochs=2, deploy_functions=2, ckpt_every=1, variants=("meta_fixed", "random_fixed"))
+    exp = SineExperiment(tmp_path / "run", cfg, progress=False, **kw)
+    exp()
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    p = s["provenance"]
+    assert set(p["data"]) == {"meta-train", "deploy"} and p["environment"]["torch"]
+    assert all(re.fullmatch("[0-9a-f]{16}", v) for v in p["data"].values())
+    rng = np.random.default_rng(exp.train_seed)  # the meta-training targets, drawn again
+    drawn = [sample_stream(sample_function(rng, cfg.filter), rng, cfg.n_subtasks, cfg.samples_per_task)
+             for _ in range(2)]
+    assert p["data"]["meta-train"] == fingerprint(drawn)
+    assert p["data"]["deploy"] == fingerprint(exp.deployment_streams(cfg)[1])
+    ck = tmp_path / "run" / "checkpoints"
+    assert load_checkpoint(ck / "phenotype.pt")["meta"]["provenance"]["data"]["meta-train"] == fingerprint(drawn)
+    first = load_checkpoint(ck / "phenotype_e00001.pt")["meta"]["provenance"]
+    assert first["data"]["meta-train"] == fingerprint(drawn[:1]) and first["environment"]["torch"]
+    pooled = run_seeds(tmp_path / "seeds", cfg, [0, 1], Runner(use_ray=False, progress=False), **kw)
+    on_disk = json.loads((tmp_path / "seeds" / "summary.json").read_text())["provenance"]
+    assert on_disk == pooled["provenance"] and on_disk["environment"]["torch"]
+    assert set(on_disk["data"]) == {f"seed_{k}/{n}" for k in (0, 1) for n in ("meta-train", "deploy")}
+    assert on_disk["data"]["seed_0/deploy"] == p["data"]["deploy"]  # seed 0 is the run above
+    assert on_disk["data"]["seed_0/deploy"] != on_disk["data"]["seed_1/deploy"]

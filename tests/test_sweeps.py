@@ -260,3 +260,26 @@ def test_metric_direction_and_unknown_metric(tmp_path, capsys):
     assert metric_mode(SweepSpec("overtraining", ae, tmp_path, 1, metric="deploy/meta-eval/memory")) == "min"
     assert main(["sweep", "overtraining", "--out", str(tmp_path), "--metric", "accuracy"]) == 2
     assert "unknown --metric 'accuracy'" in capsys.readouterr().err
+
+
+def test_summary_provenance_holds_each_trials_meta_train_fingerprint(tmp_path):
+    """Each trial's rows carry its trainer's meta-train fingerprint; the sweep summary's
+    provenance collects them (rows from older checkpoints without it are left out)."""
+    import re
+
+    from raycl.hyper.config import preset
+    from raycl.runio import results
+    from raycl.sweeps.trial import trainer_class
+    from raycl.sweeps.tuning import provenance
+
+    fp = trainer_class("reference")(preset("tiny", source="digits", epochs=1), None).provenance["data"]["meta-train"]
+    exp = tmp_path / "tune"
+    hyper = {"i": 1, "h_cl": 3, "h_h": 5, "d": 3, "k": 25, "population": 3, "target_params": 1000, "source": "digits"}
+    for j in range(2):
+        row = {"trial": f"t{j}", "setting": "s", "seed": 0, "epoch": 0, "params": 1000, "deploy_lr": 0.1}
+        _fake_trial(exp, f"t{j}", "s", {"checkpoint_000000": [{**row, **({"meta_train_data": fp} if j == 0 else {})}]},
+                    hyper)
+    with results(tmp_path):  # as run_sweep does: the table is held until the summary is written
+        p = provenance(write_table(exp, tmp_path))
+    assert p["data"] == {"t0/meta-train": fp} and re.fullmatch("[0-9a-f]{16}", fp)
+    assert p["environment"]["torch"]

@@ -14,6 +14,7 @@ from raycl.active.distributed import run_local, run_ray
 from raycl.active.loop import LoopConfig
 from raycl.active.scenario import Scenario
 from raycl.active.strategies import make_strategy
+from raycl.provenance import environment
 from raycl.runio import RunDir, write_parquet
 
 # the rows of the runs finished so far, written as each run ends (now, even inside
@@ -33,8 +34,18 @@ def run_experiment(scenario: Scenario, strategies: list[str], seeds: list[int], 
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), desc="active-learning runs", unit="run")
+    # per seed, the fingerprints of the data its runs used (the scenario differs per seed: its
+    # validation split and OOD draw); per run, the environment where it differs from this one's
+    prov: dict = {"data": {}, "environment": environment(), "run_environments": {}, "data_differs": []}
 
-    def done(rows: list[dict]) -> None:
+    def done(rows: list[dict], run_prov: dict | None = None) -> None:
+        if run_prov is not None:
+            tag = f"{rows[0]['strategy']}/seed{rows[0]['seed']}"
+            for name, fp in run_prov["data"].items():
+                if prov["data"].setdefault(f"seed_{rows[0]['seed']}/{name}", fp) != fp:
+                    prov["data_differs"].append(f"{tag}: {name} {fp}")
+            if run_prov["environment"] != prov["environment"]:
+                prov["run_environments"][tag] = run_prov["environment"]
         for r in rows:
             run.log(**r)
             tag = f"{r['strategy']}/seed{r['seed']}"
@@ -72,6 +83,7 @@ def run_experiment(scenario: Scenario, strategies: list[str], seeds: list[int], 
         # the same checks for every Weibull reading (the spec asks for OOD queries of each)
         "checks_each_weibull": {s: report.comparisons(summary, s) for s in strategies if s.startswith("weibull")},
         "wall_seconds": time.perf_counter() - t0,
+        "provenance": {**prov, "data": dict(sorted(prov["data"].items()))},
     }
     run.summary(result)
     title = f"{scenario.dataset}" + (f" + {int(100 * scenario.ood_fraction)}% OOD ({', '.join(scenario.ood)})"

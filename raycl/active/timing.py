@@ -17,6 +17,7 @@ from raycl.active.models import make_model
 from raycl.active.strategies import STRATEGIES, QueryContext, make_strategy
 from raycl.active.train import TrainConfig, fit, pick_device, seeded_generator
 from raycl.data import load, to_common
+from raycl.provenance import record
 
 VALIDATION = 200  # held-out images beside the pool (the Weibull threshold=val reading uses them)
 
@@ -79,7 +80,8 @@ def sampling_time(pool: int = 10000, labeled: int = 100, budget: int = 100, size
     out = {spec: {"seconds": statistics.median(t), "min_seconds": min(t), "per_sample_ms": 1000 * statistics.median(t) / budget}
            for spec, t in times.items()}
     result = {"pool": pool, "labeled": labeled, "budget": budget, "image_size": size, "repeats": repeats,
-              "device": str(dev), "torch_threads": torch.get_num_threads(), "strategies": out}
+              "device": str(dev), "torch_threads": torch.get_num_threads(), "strategies": out,
+              "provenance": record(pool=[images, labels])}  # as an ImageSet of them hashes
     if "weibull" in out and "uncertainty" in out:
         result["weibull_over_uncertainty"] = out["weibull"]["seconds"] / out["uncertainty"]["seconds"]
         # the same ratio within each round, then the median: robust to load that drifts between rounds

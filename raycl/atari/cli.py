@@ -122,7 +122,7 @@ def check_resume(cfg, out) -> None:
     a, b = saved.get("a3c") or {}, now["a3c"]
     same_settings(a, b, {"lr": "--lr"}, out)
     if "full_action_space" in a and a["full_action_space"] != b["full_action_space"]:
-        flag = "--minimal-actions" if a["full_action_space"] else "no --minimal-actions"
+        flag = "no --minimal-actions" if a["full_action_space"] else "--minimal-actions"
         raise RayclError(f"--resume: the run in {out} was started with {flag}; resume with the run's settings, or "
                          "pass --overwrite to start it over")
 

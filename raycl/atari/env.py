@@ -48,3 +48,28 @@ def check_games(games) -> None:
     """Fail early, naming the game, if any game cannot be made."""
     for g in games:
         make_env(g).close()
+
+
+def provenance(games) -> dict:
+    """What an Atari run played, in place of data arrays: the ALE/<game>-v5 environments, the
+    ale_py and gymnasium versions, and each game's ROM (its MD5, or why it is unavailable),
+    all as strings under "data"; and raycl.provenance.environment()."""
+    import hashlib
+
+    import ale_py
+    import gymnasium as gym
+
+    from raycl.provenance import environment
+
+    gym.register_envs(ale_py)
+    data = {"games": ",".join(f"ALE/{g}-v5" for g in games), "ale_py": str(ale_py.__version__),
+            "gymnasium": str(gym.__version__)}
+    for g in games:
+        try:
+            rom = gym.spec(f"ALE/{g}-v5").kwargs["game"]
+            path = ale_py.roms.get_rom_path(rom)
+            data[f"ALE/{g}-v5"] = (f"rom {rom}.bin md5 {hashlib.md5(path.read_bytes()).hexdigest()}" if path
+                                   else f"rom {rom}.bin not supported by this ale_py")
+        except (gym.error.Error, KeyError, OSError) as e:
+            data[f"ALE/{g}-v5"] = f"rom unavailable ({type(e).__name__}: {e})"
+    return {"data": data, "environment": environment()}

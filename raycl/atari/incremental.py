@@ -18,7 +18,7 @@ import torch
 
 from raycl import RayclError
 from raycl.atari.a3c import A3CConfig
-from raycl.atari.env import GAMES, check_games
+from raycl.atari.env import GAMES, check_games, provenance
 from raycl.runio import RunDir, read_parquet, torch_load, torch_save, write_parquet
 from raycl.stats import describe, fmt, what
 
@@ -100,6 +100,7 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
 
     validate(cfg)
     check_games(cfg.games)
+    prov = provenance(cfg.games)  # in every checkpoint and the summary: the games, ROMs and environment
     out = Path(out)
     run = RunDir(out)
     store_path, nets_dir, ckpt_dir = out / "store.pt", out / "nets", out / "checkpoints"
@@ -173,7 +174,8 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
             bar.set_postfix(fps=f"{fps:.0f}", last_return=last, loss=f"{result['losses'].get('loss', 0):.3g}")
 
         def checkpoint(state, total, game=game, ckpt=ckpt):
-            torch_save(ckpt, {"game": game, "frames": total, "state": state, "config": cfg.as_dict()})
+            torch_save(ckpt, {"game": game, "frames": total, "state": state, "config": cfg.as_dict(),
+                              "provenance": prov})
 
         flat, _, total = ray_a3c.train(game, cfg.a3c, cfg.frames, cfg.workers, seed, state=state, start_frames=start,
                                        on_chunk=on_chunk, checkpoint=checkpoint,
@@ -181,7 +183,8 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
         bar.close()
         run.flush()
         write_parquet(out / "metrics.parquet", run.rows, now=True)  # --resume reads it back
-        torch_save(nets_dir / f"{game}.pt", {"game": game, "actions": actions, "flat": flat, "frames": total})
+        torch_save(nets_dir / f"{game}.pt", {"game": game, "actions": actions, "flat": flat, "frames": total,
+                                             "provenance": prov})
 
         # --- fold into Self-Net -----------------------------------------------------------
         fit_bar = tqdm(desc=f"Self-Net fold {game}", unit="update", disable=not progress, dynamic_ncols=True)
@@ -200,7 +203,7 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
         fits.append({"stage": stage, "game": game, "iterations": fit.iterations, "seconds": fit.seconds,
                      "min_cosine": min(fit.cosines)})
         norms[game] = float(flat.norm())
-        torch_save(store_path, {"selfnet": selfnet.state_dict(), "norms": norms, "folds": fits})
+        torch_save(store_path, {"selfnet": selfnet.state_dict(), "norms": norms, "folds": fits, "provenance": prov})
 
         # --- replay: the new original, and every stored network reconstructed -------------
         jobs, meta = [], []
@@ -243,6 +246,7 @@ def run_incremental(cfg: AtariConfig, out: str | Path, address: str | None = Non
         "final": [r for r in table if r["stage"] == max(t["stage"] for t in table)],
         "table": table,
         "min_cosine_every_stage": min(r["cosine"] for r in table),
+        "provenance": prov,
     }
     run.summary(summary)
     from raycl.atari.plots import score_figure

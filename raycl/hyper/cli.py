@@ -84,6 +84,9 @@ def register(sub) -> None:
                         "generalization-selected rate; the others use one rate for both")
     q.add_argument("--lrs", type=float, nargs="+", default=None,
                    help="learning rates each contender's rate is chosen from (default: 1e-3 3e-3 1e-2 3e-2 0.1 0.3 1)")
+    q.add_argument("--cache", default=None,
+                   help="folder of deployment results to reuse (a contender deployed before with the same network, "
+                        "settings and data is read back; default RUN/.deployments, 'none' to deploy everything)")
     q.add_argument("--no-ray", action="store_true", help="deploy a replicated run's phenotypes one after another here")
     q.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
     q.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
@@ -184,7 +187,7 @@ def cmd_deploy(args) -> int:
     from raycl.hyper.report import deploy_run
 
     from raycl import RayclError
-    from raycl.hyper.trainer import CHECKPOINT, load_checkpoint
+    from raycl.hyper.trainer import load_checkpoint
     from raycl.runio import claim_run, results
 
     torch.set_num_threads(args.threads)
@@ -206,7 +209,8 @@ def cmd_deploy(args) -> int:
 
             runner = Runner(use_ray=True, address=args.address, num_cpus=args.num_cpus, threads=args.threads)
         summary = deploy_run(run, ds=args.d, seeds=args.seeds, eval_source=args.eval_source,
-                             eval_root=args.eval_root, criterion=args.criterion, runner=runner, lrs=args.lrs)
+                             eval_root=args.eval_root, criterion=args.criterion, runner=runner, lrs=args.lrs,
+                             cache=None if args.cache == "none" else Path(args.cache or run / ".deployments"))
     for change in summary["data_changed"]:
         print(f"raycl: warning: deployed on other data than the run trained on ({change}): the data fingerprint "
               "differs (a changed dataset, renderer or preprocessing)", file=sys.stderr)

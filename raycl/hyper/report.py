@@ -30,7 +30,7 @@ from raycl.runio import atomic_write_bytes, read_parquet, save_figure, write_jso
 
 
 def deploy_phenotype(run: str, ds: list[int] | None, sequences: int, eval_source: str, eval_root,
-                     criterion: str, lrs=None, progress: bool = False) -> dict:
+                     criterion: str, lrs=None, cache: str | None = None, progress: bool = False) -> dict:
     """Deploy one hyper-trained phenotype and its baselines (the run's own θ0/φ0) at each d:
     rows tagged with the phenotype's training seed, the chosen rates, and whether the data
     differs from what the run trained on. Runs in a Ray task for a replicated run."""
@@ -47,20 +47,22 @@ def deploy_phenotype(run: str, ds: list[int] | None, sequences: int, eval_source
            "data_changed": data_mismatch(ckpt.get("provenance"), now), "rows": [], "chosen": {}}
     for d in ds or [cfg.d]:
         rows, chosen = compare(contenders, sets, cfg, d, sequences, lrs=tuple(lrs or DEFAULT_LRS), criterion=criterion,
-                               progress=progress)
+                               progress=progress, cache=Path(cache) if cache else None)
         out["rows"] += [{**r, "phenotype": cfg.seed} for r in rows]
         out["chosen"][str(d)] = chosen
     return out
 
 
 def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", eval_root=None,
-               criterion: str = "matched", progress: bool = True, runner=None, lrs=None) -> dict:
+               criterion: str = "matched", progress: bool = True, runner=None, lrs=None,
+               cache: Path | None = None) -> dict:
     """Deploy a run, or every phenotype of a replicated run (RUN/seeds.json; each as a Ray
     task through `runner`), and summarise across phenotypes and across sequences."""
     folders = replicated_runs(run) or [run]
     for f in folders:
         load_checkpoint(f)  # every phenotype is there and loads safely, before any deployment
-    args = (list(ds) if ds else None, seeds, eval_source, eval_root, criterion, list(lrs) if lrs else None)
+    args = (list(ds) if ds else None, seeds, eval_source, eval_root, criterion, list(lrs) if lrs else None,
+            str(cache) if cache else None)
     if runner is None or len(folders) == 1:
         per = [deploy_phenotype(str(f), *args, progress=progress) for f in folders]
     else:

@@ -10,7 +10,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 from torch.func import functional_call  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 

@@ -131,6 +131,9 @@ def _check(args) -> None:
         raise RayclError("--tasks must be at least 1")
     data_source(args.data, args.data_root, args.download)
     _baselines(args)
+    for name in ("thresholds", "ae_lr", "sigmas"):  # comma lists: at least one value
+        if name in vars(args) and not getattr(args, name):
+            raise RayclError(f"--{name.replace('_', '-')} needs at least one value")
 
 
 def _baselines(args) -> list[str]:
@@ -249,8 +252,10 @@ def _run_continual(args, scaling: bool) -> int:
         run.scalar("selfnet/ae_iterations", f["iterations"], f["stage"])
         run.scalar("selfnet/ae_mean_cosine", f["mean_cosine"], f["stage"])
     from raycl.runio import torch_save
+    from raycl.selfnet.streams import provenance
 
-    torch_save(run.path / "store.pt", sn["store"].state_dict())
+    prov = provenance(tasks)  # the task datasets of the stream, as trained and tested on
+    torch_save(run.path / "store.pt", {**sn["store"].state_dict(), "provenance": prov})
     summary = {
         "stream": args.stream, "data": args.data, "tasks": len(tasks), "arch": arch,
         "task_network_params": sn["storage"]["independent_floats"] // len(tasks),
@@ -260,6 +265,7 @@ def _run_continual(args, scaling: bool) -> int:
                     "final_mean_cosine": sn["final_mean_cosine"], "consolidations": sn["fits"],
                     "storage": sn["storage"]},
         "baselines_final_acc": finals,
+        "provenance": prov,
     }
     if finals:
         summary["selfnet_above_every_baseline"] = all(sn["final_reconstructed"] > v for v in finals.values())
@@ -330,6 +336,9 @@ def _robustness(args) -> int:
                "mean_drop_above_threshold_points": 100 * float(above["drop"].mean()) if len(above) else None,
                "mean_drop_below_threshold_points": 100 * float(below["drop"].mean()) if len(below) else None,
                "by_sigma": df.groupby("sigma")[["cosine", "accuracy"]].mean().reset_index().to_dict("records")}
+    from raycl.selfnet.streams import provenance
+
+    summary["provenance"] = provenance(tasks)
     run.rows = rows
     run.figure(plots.robustness(rows, args.threshold, f"{args.stream} on {args.data}: Gaussian noise on weights"),
                "robustness.png")
@@ -387,6 +396,9 @@ def _multiarch(args) -> int:
                "shared_ae": {"reached": fit.reached, "iterations": fit.iterations, "threshold": fit.threshold,
                              "residual": args.residual,
                              "networks": res["rows"], "storage": res["storage"]}}
+    from raycl.selfnet.streams import provenance
+
+    summary["provenance"] = provenance(list(mtasks) + [ctasks[0]])  # the networks' tasks (the CIFAR one's alone)
     for name, h in curves.items():
         for i, v in enumerate(h):
             run.scalar(f"curve/{'split' if 'sub' in name else 'whole'}", v, i)

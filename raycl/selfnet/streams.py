@@ -98,6 +98,16 @@ def make_stream(kind: str, train: ImageSet, test: ImageSet, num_tasks: int, seed
     return tasks
 
 
+def provenance(tasks: list[Task]) -> dict:
+    """raycl.provenance.record of a stream: per task, the (x, y) arrays its network trains on
+    ("NAME train") and is tested on ("NAME test"), as the stream built them (resized, permuted,
+    relabelled), and the environment."""
+    from raycl.provenance import record
+
+    return record(**{f"{t.name} {part}": [getattr(t, f"{part}_x"), getattr(t, f"{part}_y")]
+                     for t in tasks for part in ("train", "test")})
+
+
 def load_pair(source: str, root=None, download: bool = False) -> tuple[ImageSet, ImageSet]:
     """(train, test) of a raycl.data source."""
     from raycl.data import SOURCES, load

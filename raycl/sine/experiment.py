@@ -3,6 +3,7 @@ unseen functions against random phenotypes, and write the run folder (Chapter 5)
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from raycl.dan import DANNetwork, load_into, snapshot, split_parameters
 from raycl.dan.checkpoint import save_phenotype
+from raycl.provenance import environment, fingerprint
 from raycl.runio import RunDir, save_figure, write_json, write_parquet
 from raycl.stats import describe, paired, what
 from raycl.sine import plots
@@ -40,12 +42,19 @@ def meta_train_phenotype(
 ) -> tuple[SineLearner, dict, list[dict]]:
     """Meta-train from the seeded θ0/φ0. Returns the learner (φ = φ*, θ = θ0), φ0 and one record
     per meta-epoch (whole-function, memory and mean task loss after the last sub-task).
-    Checkpoints φ (with θ0) to `ckdir` every `ckpt_every` meta-epochs."""
+    Checkpoints φ (with θ0) to `ckdir` every `ckpt_every` meta-epochs, each with the provenance
+    of the targets meta-trained on so far; the learner's `provenance` is that of all of them."""
     from raycl.guard import DivergenceGuard
 
     learner = SineLearner.build(cfg, torch.Generator().manual_seed(init_seed))
     phi0 = snapshot(learner.phi)
     history: list[dict] = []
+    data_hash = hashlib.sha256()  # every meta-training function's (x, y) sub-task samples, as drawn
+
+    def trained_on() -> dict:
+        """Provenance of the targets meta-trained on so far (provenance.fingerprint of the streams)."""
+        return {"data": {"meta-train": data_hash.copy().hexdigest()[:16]}, "environment": environment()}
+
     # targets lie within [-0.8, 0.8], so predicting 0 costs at most 0.64: the guard's start
     guard = DivergenceGuard(f"meta-training MSE ({name})", "lower --lr-theta (or --lr-phi)", start=0.64)
 
@@ -56,7 +65,8 @@ def meta_train_phenotype(
                         "task": float(np.mean(rec["task"]))})
         if ckdir is not None and ckpt_every and (epoch % ckpt_every == 0 or epoch == epochs):
             meta = dict(epoch=epoch, run=name, config=cfg.to_dict(),
-                        memory_loss_last25=float(np.mean([h["memory"] for h in history[-25:]])))
+                        memory_loss_last25=float(np.mean([h["memory"] for h in history[-25:]])),
+                        provenance=trained_on())
             # θ is mid-function here: store the θ0 every function starts from
             save_phenotype(ckdir / "phenotype.pt", learner.model, learner.theta0, **meta)
             if epoch % ckpt_every == 0:
@@ -65,8 +75,9 @@ def meta_train_phenotype(
             on_epoch(epoch, history)
 
     learner.reset_theta()
-    meta_train(learner, cfg, np.random.default_rng(train_seed), epochs, hook)
+    meta_train(learner, cfg, np.random.default_rng(train_seed), epochs, hook, data_hash=data_hash)
     learner.reset_theta()  # the checkpointed θ0 is the deployment start
+    learner.provenance = trained_on()
     return learner, phi0, history
 
 
@@ -78,7 +89,9 @@ def compare_job(name: str, cfg: SineConfig, epochs: int, init_seed: int, train_s
     learner, _, history = meta_train_phenotype(cfg, epochs, init_seed, train_seed, ckdir, ckpt_every, name)
     recs = deploy(learner, snapshot(learner.phi), streams, lr_theta=cfg.deploy_lr_theta)
     return {"history": history, "deploy": recs, "seconds": time.perf_counter() - t0,
-            "cpu_seconds": time.process_time() - c0}
+            "cpu_seconds": time.process_time() - c0,
+            "provenance": {"data": {**learner.provenance["data"], "deploy": fingerprint(streams)},
+                           "environment": learner.provenance["environment"]}}
 
 
 def seed_job(out: str | Path, cfg: SineConfig, seed: int, **kwargs) -> dict:
@@ -227,6 +240,10 @@ class SineExperiment:
         }
 
         learner, phi0, history = self.train_one("main", cfg)
+        # meta-train: every meta-training function's sub-task (x, y) samples; deploy: the unseen
+        # functions' sub-task (x, y) streams and whole-function grids
+        summary["provenance"] = {"data": {**learner.provenance["data"], "deploy": fingerprint(streams)},
+                                 "environment": environment()}
         curve = [h["memory"] for h in history]
         t_meta = time.perf_counter() - t_start
         summary["meta_training"] = {
@@ -255,7 +272,8 @@ class SineExperiment:
             main_deploy = deployed.get("meta_fixed") or deploy(learner, snapshot(learner.phi), streams,
                                                                   lr_theta=cfg.deploy_lr_theta)
             for kind, cfgs in comparisons.items():
-                results = {key: done.get((kind, key)) or {"history": history, "deploy": main_deploy}
+                results = {key: done.get((kind, key)) or {"history": history, "deploy": main_deploy,
+                                                          "provenance": summary["provenance"]}
                            for key in cfgs}
                 summary[f"compare_{kind}"] = self.compare_runs(kind, results, "fig5_4.png" if kind == "sharing"
                                                                else "channels.png", main_key[kind])
@@ -284,6 +302,8 @@ class SineExperiment:
             if "cpu_seconds" in res:
                 out[key]["meta_training_cpu_seconds"] = res["cpu_seconds"]
                 out[key]["seconds"] = res["seconds"]
+            if "provenance" in res:
+                out[key]["provenance"] = res["provenance"]
         self.run.flush()
         self.run.figure(plots.compare_figure(kind, curves, out), fig)
         return out
@@ -355,7 +375,7 @@ def seeds_summary(per_seed: list[dict]) -> dict:
             {"seed": s["seed"], "meta_fixed_mean": s["deployment"].get("meta_fixed", {}).get("whole_function_mse", {})
              .get("mean"), "random_fixed_mean": s["deployment"].get("random_fixed", {}).get("whole_function_mse", {})
              .get("mean"), "memory_loss_last25": s["meta_training"]["memory_loss_last25"],
-             "seconds": s["seconds"], "cpu_seconds": s["cpu_seconds"]}
+             "seconds": s["seconds"], "cpu_seconds": s["cpu_seconds"], "provenance": s.get("provenance")}
             for s in per_seed
         ],
         "cpu_seconds_per_seed": describe([s["cpu_seconds"] for s in per_seed]),
@@ -407,6 +427,11 @@ def run_seeds(out: str | Path, cfg: SineConfig, seeds: list[int], runner, **kwar
     per_seed = runner.gather(handles, desc="seeds")
     summary = {"config": cfg.to_dict(), **kwargs,
                **seeds_summary(per_seed)}
+    # each seed's meta-training targets and unseen functions (computed in its task); the
+    # environment each seed ran in is in its per_seed row
+    summary["provenance"] = {"data": {f"seed_{s['seed']}/{n}": fp for s in per_seed
+                                      for n, fp in (s.get("provenance") or {}).get("data", {}).items()},
+                             "environment": environment()}
     rows = [
         {"seed": s["seed"], "variant": v, "function": f, "whole_function_mse": w, "seen_data_mse": m}
         for s in per_seed for v, st in s["deployment"].items() if v != "variant_names"

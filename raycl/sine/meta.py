@@ -190,13 +190,19 @@ def meta_train(
     rng: np.random.Generator,
     epochs: int,
     on_epoch: Callable[[int, dict], None] | None = None,
+    data_hash=None,
 ) -> None:
     """Algorithm "Meta-Learning a Neuronal Phenotype": one new target function per meta-epoch,
     θ and φ both learn every sample, φ alone steps on the memory loss after each sub-task,
-    θ goes back to θ0 for the next function."""
+    θ goes back to θ0 for the next function. `data_hash` (a hashlib object), when given, is fed
+    every function's sub-task (x, y) tensors as they are drawn (raycl.provenance.feed)."""
     for epoch in range(1, epochs + 1):
         fn = sample_function(rng, cfg.filter)
         stream = sample_stream(fn, rng, cfg.n_subtasks, cfg.samples_per_task)
+        if data_hash is not None:
+            from raycl.provenance import feed
+
+            feed(data_hash, stream)
         rec = run_function(
             learner, stream, whole_function_grid(fn, cfg.grid_points), memory_step=True, plastic_phi=cfg.inner_phi
         )

@@ -201,11 +201,12 @@ def population_trial(config: dict) -> None:
     last_eval: dict = {}
     audited: list = []
     n_params = None
+    meta_train_data = None  # the fingerprint of the arrays this trial meta-trains on (raycl.provenance)
 
     def base_row(epoch: int) -> dict:
         return {"trial": trial_id, "lineage": trial_id, "setting": config["setting"]["name"],
                 "seed": int(config.get("seed", 0)), "epoch": epoch, "params": n_params,
-                "lr_phenotype": cfg.lr_phenotype, "lr_synapses": cfg.lr_synapses}
+                "lr_phenotype": cfg.lr_phenotype, "lr_synapses": cfg.lr_synapses, "meta_train_data": meta_train_data}
 
     def remember(row: dict) -> None:
         """Every report carries the latest deployment (schedulers need a metric each time)."""
@@ -238,6 +239,7 @@ def population_trial(config: dict) -> None:
 
     trainer = reporting(trainer_class(run["backend"]), on_epoch)(cfg, None, **options)
     n_params = sum(t.numel() for t in trainer.theta0.values()) + sum(t.numel() for t in trainer.phi0.values())
+    meta_train_data = trainer.provenance["data"].get("meta-train")
     if state is not None:
         trainer.restore(state)
         deployed = [r for r in rows if "deploy_lr" in r]

@@ -267,6 +267,20 @@ def tuner(spec: SweepSpec, done_epochs: int = 0):
     return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config), False
 
 
+def provenance(table: Path) -> dict:
+    """The sweep's provenance: each trial's meta-training data fingerprint (the column its rows
+    carry; the trial checkpoints hold the full record) and this driver's environment."""
+    from raycl.provenance import environment
+    from raycl.runio import read_parquet
+
+    df = read_parquet(table)  # held by results() until the summary is written
+    data = {}
+    if "meta_train_data" in df.columns:
+        for trial, fp in df.dropna(subset=["meta_train_data"]).groupby("trial")["meta_train_data"].last().items():
+            data[f"{trial}/meta-train"] = str(fp)
+    return {"data": data, "environment": environment()}
+
+
 def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: float | None = None,
               ray_temp_dir: str | None = None) -> dict:
     """Run (or resume) the sweep, then write its table, figures and summary.json."""
@@ -300,6 +314,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: float | Non
             "figures": [str(f) for f in figures], "resumed": restored, "trials": len(grid),
             "terminated": grid.num_terminated, "errored": grid.num_errors, "unfinished": unfinished,
             "errors": [str(e).splitlines()[0] for e in grid.errors],
+            "provenance": provenance(table),
         }
         write_json(spec.out / "summary.json", summary)
     return summary
