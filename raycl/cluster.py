@@ -98,6 +98,9 @@ def _start_local(ray, num_cpus, num_gpus, kwargs):
     # Only the address resolution inside this ray.init reads the flag.
     import ray._private.ray_constants as ray_constants
 
+    # Ray starts workers at nice 15: on a machine that also runs anything else (a second
+    # experiment, the driver's own work) raycl's tasks would then get a fraction of a core.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     system_config = dict(kwargs.pop("_system_config", None) or {})
     if "RAY_enable_metrics_collection" not in os.environ:
         # no Prometheus exporter in the dashboard agent (nothing here reads Ray's metrics)

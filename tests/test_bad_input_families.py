@@ -295,7 +295,7 @@ def test_atari_resume_refuses_other_settings(cli, tmp_path):
 @pytest.mark.parametrize("flags, says", [
     (["--strategies", "weibull:bogus=1"], "bad options for strategy 'weibull'"),
     (["--strategies", "random", "random"], "repeats"),
-    (["--initial", "0"], "--initial must be at least 1"),
+    (["--initial", "0"], "--initial: must be > 0"),
     (["--dataset", "mnist", "--data-root", "/nonexistent/raycl"], "--dataset mnist"),
     (["--ood", "nope"], "--ood: unknown dataset 'nope'"),
     (["--backbone", "resnet"], "unknown backbone"),

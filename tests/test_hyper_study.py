@@ -72,7 +72,7 @@ def test_report_hyper_compares_every_run_with_its_baselines_and_iid_control(tmp_
 
     for name, extra in (("first-order", []), ("through-2", ["--phi-grad", "through-update", "--unroll", "2"])):
         assert main(["hyper-train", "--preset", "tiny", "--epochs", "1", "--out", str(tmp_path / name), *extra]) == 0
-    assert main(["report", "hyper", str(tmp_path), "--d", "3", "--seeds", "2"]) == 0
+    assert main(["report", "hyper", str(tmp_path), "--d", "3", "--sequences", "2", "--lrs", "0.1", "1"]) == 0
     md = (tmp_path / "report.md").read_text()
     assert "## All runs" in md and "`first-order`" in md and "`through-2`" in md
     assert "through 2 steps" in md

@@ -72,7 +72,7 @@ def test_ray_population_matches_reference(cluster, pool, reference, tmp_path):
 
 
 def test_two_ray_runs_of_one_seed_give_bit_identical_phenotypes(cluster, pool):
-    runs = [RayTrainer(CFG.with_(epochs=2), pool=pool) for _ in range(2)]
+    runs = [RayTrainer(CFG.with_(epochs=1), pool=pool) for _ in range(2)]
     for r in runs:
         r.train(progress=False)
     a, b = (r.phi for r in runs)

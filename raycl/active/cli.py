@@ -170,8 +170,6 @@ def _check_run(args) -> None:
     from raycl.active.models import ENCODERS
     from raycl.checks import data_source
 
-    if args.initial < 1:
-        raise RayclError("--initial must be at least 1: the first model trains on the initial labeled pool")
     if args.backbone != "auto" and args.backbone not in ENCODERS:
         raise RayclError(f"--backbone: unknown backbone '{args.backbone}'; choose auto or one of {', '.join(ENCODERS)}")
     data_source(args.dataset, args.data_root, args.download, flag="--dataset")

@@ -238,6 +238,8 @@ def register_report(sub) -> None:
                    help="deployment sequences per set (default %(default)s; --seeds is the old name)")
     h.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits)")
     h.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
+    h.add_argument("--lrs", type=float, nargs="+", default=None,
+                   help="learning rates each contender's rate is chosen from (default: 1e-3 3e-3 1e-2 3e-2 0.1 0.3 1)")
     h.add_argument("--no-iid-control", action="store_true",
                    help="do not train missing IID controls (existing RUN/iid-control checkpoints are still used)")
     h.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -250,6 +252,7 @@ def register_report(sub) -> None:
 def cmd_report_hyper(args) -> int:
     import torch
 
+    from raycl.hyper.deploy import DEFAULT_LRS
     from raycl.hyper.study import report_hyper
 
     from raycl import RayclError
@@ -267,6 +270,7 @@ def cmd_report_hyper(args) -> int:
     # the report, its figures (in each run folder) and the missing IID controls are one result set
     with claim_run(root, resume=True, command="raycl report hyper"), results(root), results(out.parent):
         out = report_hyper(root, out, tuple(args.d or (5, 10)), args.seeds, args.eval_source, args.eval_root,
-                           train_control=not args.no_iid_control, cache=Path(args.cache) if args.cache else None)
+                           train_control=not args.no_iid_control, cache=Path(args.cache) if args.cache else None,
+                           lrs=tuple(args.lrs) if args.lrs else DEFAULT_LRS)
     print(f"wrote {out}")
     return 0

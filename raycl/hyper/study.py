@@ -15,7 +15,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from raycl import RayclError  # noqa: E402
 from raycl.hyper.config import HyperConfig  # noqa: E402
-from raycl.hyper.deploy import deploy, deployment_streams  # noqa: E402
+from raycl.hyper.deploy import DEFAULT_LRS, deploy, deployment_streams  # noqa: E402
 from raycl.hyper.diagnostics import layer_cosines, phenotype_response  # noqa: E402
 from raycl.hyper.evaluate import (  # noqa: E402
     EVAL_SEED,
@@ -153,10 +153,11 @@ def _pct(m: dict) -> str:
 
 
 def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits", eval_root=None,
-              progress: bool = True, train_control: bool = True, cache: Path | None = None) -> dict:
+              progress: bool = True, train_control: bool = True, cache: Path | None = None, lrs=DEFAULT_LRS) -> dict:
     ckpt = load_checkpoint(run)
     with_control = (train_control or (run / "iid-control" / CHECKPOINT).exists()) and ckpt["config"]["order"] == "sequential"
-    key = {"epochs": ckpt["epoch"], "ds": list(ds), "seeds": seeds, "eval_source": eval_source, "iid_control": with_control}
+    key = {"epochs": ckpt["epoch"], "ds": list(ds), "seeds": seeds, "eval_source": eval_source, "iid_control": with_control,
+           "lrs": list(lrs), "selection": "matched, 5 meta-train sequences"}
     if (run / "report.json").exists() and read_json(run / "report.json").get("key") == key:
         return read_json(run / "report.json")  # a finished study of this very checkpoint
     cfg, contenders = contenders_for(run, ckpt, progress, train_control)
@@ -166,7 +167,7 @@ def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits
     study = {"run": str(run), "key": key, "config": cfg.to_dict(), "epochs": ckpt["epoch"], "by_d": {}}
     all_rows, diag_rows = [], []
     for d in ds:
-        rows, chosen = compare(contenders, sets, cfg, d, seeds, progress=progress, cache=cache)
+        rows, chosen = compare(contenders, sets, cfg, d, seeds, lrs=tuple(lrs), progress=progress, cache=cache)
         all_rows += rows
         summ = summarize(rows, chosen)
         lrs = {c: v["lr"] for c, v in chosen.items()}
@@ -359,7 +360,8 @@ def write_report(results: Path, studies: list[dict], out: Path) -> Path:
 
 
 def report_hyper(results: Path, out: Path | None = None, ds=(5, 10), seeds: int = 20, eval_source: str = "digits",
-                 eval_root=None, progress: bool = True, train_control: bool = True, cache: Path | None = None) -> Path:
+                 eval_root=None, progress: bool = True, train_control: bool = True, cache: Path | None = None,
+                 lrs=DEFAULT_LRS) -> Path:
     runs = [r for r in find_runs(results) if r.name != "iid-control"]
     studies = []
     for run in tqdm(runs, desc="runs", disable=not progress or len(runs) == 1):
@@ -368,5 +370,5 @@ def report_hyper(results: Path, out: Path | None = None, ds=(5, 10), seeds: int 
             continue
         # baselines shared by runs of one architecture are deployed once
         studies.append(run_study(run, ds, seeds, eval_source, eval_root, progress, train_control,
-                                 cache=cache or results / ".deployments"))
+                                 cache=cache or results / ".deployments", lrs=lrs))
     return write_report(results, studies, out or results / "report.md")
