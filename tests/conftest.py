@@ -76,3 +76,23 @@ def write_lock(folder, pid: int, host: str | None = None) -> None:
 
     (Path(folder) / ".raycl.lock").write_text(json.dumps(
         {"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01 00:00:00", "command": "raycl"}))
+
+
+def refused_while_locked_then_taken_over(cli, run, argv) -> None:
+    """`raycl ARGV` writing into `run`: refused (naming the holder) while a live process holds
+    run's lock, then accepted once that process is gone (a stale lock is taken over)."""
+    import subprocess
+    import sys
+
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(run, holder.pid)
+        line = refused(cli, argv, keep=[run])
+        assert f"pid {holder.pid}" in line and "in use" in line
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = cli(*argv)
+    assert code == 0, err
+    assert not (run / ".raycl.lock").exists()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from conftest import error_line, refused, snapshot, write_lock
+from conftest import error_line, refused, refused_while_locked_then_taken_over, snapshot, write_lock
 
 TINY = ["--preset", "tiny"]
 
@@ -96,19 +96,8 @@ def test_resume_needs_a_run_and_a_reason(cli, finished, tmp_path):
 
 def test_a_second_writer_is_refused_naming_the_first(cli, tmp_path):
     run = tmp_path / "busy"
-    run.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        write_lock(run, holder.pid)
-        line = refused(cli, ["hyper-train", "--out", run, *TINY], keep=[run])
-        assert f"pid {holder.pid}" in line and "in use" in line
-    finally:
-        holder.kill()
-        holder.wait()
-    # the holder is gone now: its lock is stale and taken over
-    code, _, err = cli("hyper-train", "--out", run, *TINY)
-    assert code == 0, err
-    assert (run / "checkpoint.pt").exists() and not (run / ".raycl.lock").exists()
+    refused_while_locked_then_taken_over(cli, run, ["hyper-train", "--out", run, *TINY])
+    assert (run / "checkpoint.pt").exists()
 
 
 def test_a_lock_from_another_host_is_respected(cli, tmp_path):
