@@ -105,7 +105,7 @@ def _config(args) -> HyperConfig:
 def cmd_hyper_train(args) -> int:
     import torch
 
-    from raycl import RayclError
+    from raycl.checks import resume_or_overwrite
     from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint, meta_train_pool, resume_config
     from raycl.runio import claim_run
 
@@ -117,13 +117,12 @@ def cmd_hyper_train(args) -> int:
         options = {"gpus_per_model": args.gpus_per_model, "max_restarts": args.max_restarts, "threads": args.threads}
     else:
         Trainer = ReferenceTrainer
+    resume_or_overwrite(args)
     if args.seeds > 1:
         return _hyper_train_seeds(args)
     # everything is checked before the run folder is touched: settings, the checkpoint, the data
     ckpt = None
     if args.resume:
-        if args.overwrite:
-            raise RayclError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
         ckpt = load_checkpoint(args.out)
         overrides = {n: getattr(args, n) for n, _, _ in OVERRIDES if getattr(args, n) is not None}
         cfg = resume_config(ckpt, overrides, args.out)
@@ -153,8 +152,6 @@ def _hyper_train_seeds(args) -> int:
     if args.backend != "reference":
         raise RayclError("--seeds trains each phenotype in one Ray task; --backend ray spreads one run's population "
                          "over actors: use one of them")
-    if args.resume and args.overwrite:
-        raise RayclError("--resume continues the runs in --out and --overwrite replaces them; pass one of them")
     cfg = _config(args)
     if args.resume:
         saved = read_json(Path(args.out) / SEEDS_FILE) if (Path(args.out) / SEEDS_FILE).exists() else None
