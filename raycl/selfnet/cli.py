@@ -76,7 +76,7 @@ def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
     g.add_argument("--no-residual", dest="residual", action="store_false",
                    help="code raw networks, not differences from the decoder's bias started at the first "
-                        "networks' mean (the default; see README)")
+                        "networks' mean (the default; see docs/selfnet.md)")
     g.add_argument("--ae-input", type=int, default=None,
                    help="AE input size n; larger networks are split into zero-padded n-long sub-vectors")
 
@@ -91,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Learn a task stream with Self-Net and with every baseline; after each stage "
                                  "evaluate all tasks seen (Self-Net through its recollections).")
     _common(c)
-    # defaults: the configuration that keeps 20 Split tasks within 3 points at latent 5 (README)
+    # defaults: the configuration that keeps 20 Split tasks within 3 points at latent 5 (docs/results/selfnet.md)
     _ae(c, thresholds="0.999", decoder_hidden=(32,), stop="min", lr="3e-3", contractive=1e-6)
     c.add_argument("--baselines", default=DEFAULT_BASELINES, help="comma list, or 'none'")
     c.add_argument("--baseline-lam", type=float, default=None, help="override every baseline's λ")

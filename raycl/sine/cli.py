@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-phi", type=float, default=1e-4, help="phenotype learning rate γ")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="update rule for both θ and φ: adam (default) or sgd (plain steps as in eq 5.5; "
-                        "at α=1e-3 synapses barely move in 500 batch-1 steps, see README)")
+                        "at α=1e-3 synapses barely move in 500 batch-1 steps, see docs/dan.md)")
     p.add_argument("--no-inner-phi", action="store_true",
                    help="φ learns only from the memory loss, not from every inner step")
     p.add_argument("--filter", choices=FILTERS, default="range",
