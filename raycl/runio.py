@@ -281,11 +281,14 @@ class RunDir:
     def figure(self, fig, name: str) -> Path:
         return save_figure(fig, self.path / name)
 
-    def close(self) -> None:
-        self.flush()
+    def close_tensorboard(self) -> None:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+    def close(self) -> None:
+        self.flush()
+        self.close_tensorboard()
 
 
 # --- run folders: one writer, no silent replacement, nothing empty left behind ---------------

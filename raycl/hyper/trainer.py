@@ -114,6 +114,8 @@ class PopulationTrainer:
                 self._epoch_done(save)
         finally:
             bar.close()
+            if self.run is not None:  # also on Ctrl-C / SIGTERM: the event files are whole, no writer thread left
+                self.run.close_tensorboard()
         return self.history
 
     def epoch_rows(self, reports: list[dict], grad_norm_sum: float, seconds: float) -> list[dict]:
