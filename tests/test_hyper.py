@@ -284,3 +284,100 @@ def test_a_mixed_source_pools_every_sources_classes_and_keeps_held_out_classes_a
     glyph_train = {n.split("/", 1)[1] for n in train.class_names if n.startswith("glyphs")}
     assert len(glyph_train) == 300 and not glyph_train & set(test.class_names)
     assert meta_pool("digits", "meta-test", 14) is None
+
+
+def test_through_task_gradient_is_the_k_step_window_gradient_and_theta_follows_plain_sgd():
+    """One backward through the task's k steps gives what the window form (unroll = k) gives
+    at the task's last step when φ is the same throughout, and θ is the plain SGD trajectory."""
+    from raycl.hyper.algorithm import task_step
+
+    cfg = CFG.with_(phi_grad="through-task", lr_synapses=0.5, hyper_loss_over="seen")
+    model, theta0, phi = build_model(cfg)
+    s = sample_stream(toy_pool(), cfg.h_h, cfg.i, cfg.holdout, torch.Generator().manual_seed(0))
+    batches, hyper = [s.task(1)] * cfg.k, s.instances("all", upto=2)
+    res = task_step(model, cfg, theta0, phi, batches, hyper)
+    window, th = [], theta0
+    for b in batches[:-1]:
+        window.append((th, b))
+        th, _ = synaptic_step(model, th, phi, *b, cfg.lr_synapses, cfg.mode)
+    ref = local_step(model, cfg.with_(phi_grad="through-update", unroll=cfg.k), th, phi, batches[-1], hyper, window)
+    for n in phi:
+        torch.testing.assert_close(res.grad_phi[n], ref.grad_phi[n], rtol=1e-5, atol=1e-7)
+    for n in theta0:
+        torch.testing.assert_close(res.theta[n], ref.theta[n], rtol=0, atol=1e-6)
+    assert res.hyper_loss == pytest.approx(ref.hyper_loss, rel=1e-6)
+
+
+def test_through_task_makes_one_phenotype_step_per_task_and_lowers_the_hyper_loss():
+    cfg = CFG.with_(phi_grad="through-task", hyper_loss_over="seen", lr_synapses=0.3, lr_phenotype=3e-3,
+                    epochs=6, k=5)
+    from raycl.hyper.trainer import steps_per_epoch
+
+    assert steps_per_epoch(cfg) == cfg.h_cl
+    trainer = ReferenceTrainer(cfg, pool=toy_pool())
+    hist = trainer.train(progress=False)
+    assert len(trainer.last_trace["grad_norm"]) == cfg.h_cl
+    first = sum(r["hyper_loss"] for r in hist if r["epoch"] == 1)
+    last = sum(r["hyper_loss"] for r in hist if r["epoch"] == cfg.epochs)
+    assert last < first
+
+
+def test_a_learned_theta0_moves_and_starts_every_epoch_while_learn_theta0_keeps_phi():
+    pool = toy_pool()
+    both = ReferenceTrainer(CFG.with_(learn="phenotype+theta0", epochs=2, lr_phenotype=1e-2), pool=pool)
+    both.train(progress=False)
+    moved = sum(float((both.server.theta0[n] - both.theta0[n]).abs().sum()) for n in both.theta0)
+    assert moved > 0
+    init_only = ReferenceTrainer(CFG.with_(learn="theta0", epochs=2, lr_phenotype=1e-2), pool=pool)
+    init_only.train(progress=False)
+    assert all(torch.equal(init_only.phi[n], init_only.phi0[n]) for n in init_only.phi0)
+    assert sum(float((init_only.server.theta0[n] - init_only.theta0[n]).abs().sum()) for n in init_only.theta0) > 0
+    # the next epoch starts from the learned θ0
+    s = both.states[0]
+    begin_epoch(s, pool, both.cfg, both.server.theta0 or both.theta0)
+    assert all(torch.equal(s.theta[n], both.server.theta0[n]) for n in both.theta0)
+
+
+def test_learned_theta0_checkpoint_resume_gives_the_same_theta0(tmp_path):
+    from raycl.hyper.trainer import load_checkpoint
+
+    pool, cfg = toy_pool(), CFG.with_(learn="phenotype+theta0", epochs=3, checkpoint_every=1, lr_phenotype=1e-2)
+    full = ReferenceTrainer(cfg, pool=pool)
+    full.train(progress=False)
+    part = ReferenceTrainer(cfg, tmp_path / "run", pool=pool)
+    part.train(epochs=2, progress=False)
+    resumed = ReferenceTrainer(cfg, tmp_path / "run", pool=pool)
+    resumed.restore(load_checkpoint(tmp_path / "run"))
+    resumed.train(progress=False)
+    for n in full.theta0:
+        torch.testing.assert_close(resumed.server.theta0[n], full.server.theta0[n], rtol=0, atol=1e-6)
+
+
+def test_readout_rules_at_deployment():
+    from raycl.hyper.algorithm import output_rows, reset_output_row
+    from raycl.hyper.deploy import class_means, score
+
+    cfg = CFG.with_(k=20)
+    model, theta0, phi0 = build_model(cfg)
+    s = sample_stream(toy_pool(), 3, 3, 3, torch.Generator().manual_seed(0))
+    # reset: the new class's row is zero before its first step, the others untouched
+    w, b = output_rows(theta0, cfg.n_outputs)
+    r = reset_output_row(theta0, 1, cfg.n_outputs)
+    assert float(r[w][1].abs().sum()) == 0 and float(r[b][1].abs()) == 0
+    assert torch.equal(r[w][0], theta0[w][0]) and torch.equal(theta0[w][1], build_model(cfg)[1][w][1])
+    # ncm: the class means of the trained instances classify those instances (well-separated toy classes)
+    params = {**theta0, **phi0}
+    means = class_means(model, params, s, 3)
+    assert means.shape == (3, cfg.hidden[-1])
+    tx, ty = s.instances("train", upto=3)
+    assert score(model, params, tx, ty, 3, cfg.mode, means) > 0.9
+    runs = {rule: deploy(model, theta0, phi0, s, cfg.k, 0.3, cfg.mode, rule=rule, n_outputs=cfg.n_outputs)
+            for rule in ("linear", "seen-softmax", "reset", "ncm")}
+    for rule, rows in runs.items():
+        assert [r["task"] for r in rows] == [1, 2, 3], rule
+    # seen-softmax and reset train differently from linear; ncm trains as linear and reads out otherwise
+    assert runs["seen-softmax"][0]["memory"] == 1.0  # one class seen: its softmax is that class
+    assert runs["ncm"][-1]["memory"] >= 0.9
+    assert runs["linear"][-1]["last_task"] == 1.0
+    with pytest.raises(RayclError, match="readout_rule"):
+        CFG.with_(readout_rule="ncm")

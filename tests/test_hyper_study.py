@@ -88,3 +88,27 @@ def test_report_hyper_compares_every_run_with_its_baselines_and_iid_control(tmp_
     claims = [line for line in md.splitlines() if line.startswith("| 3 | meta-")]
     assert {tuple(line.split(" | ")[1:3]) for line in claims} == {
         (s, k) for s in ("meta-test", "meta-eval") for k in ("memory", "generalization")}
+
+
+def test_report_hyper_takes_a_real_meta_eval_set_from_eval_root(tmp_path, capsys):
+    """MNIST as torchvision lays it out (IDX files) is the meta-eval set with --eval-root alone;
+    a root holding two such sets asks which one."""
+    from test_data import write_mnist_family
+
+    from raycl.cli import main
+
+    results, root = tmp_path / "runs", tmp_path / "data"
+    write_mnist_family(root, "MNIST", n_train=12, n_test=200)  # 20 test images per digit
+    assert main(["hyper-train", "--preset", "tiny", "--epochs", "1", "--out", str(results / "a")]) == 0
+    assert main(["report", "hyper", str(results), "--eval-root", str(root), "--d", "3", "--sequences", "2",
+                 "--lrs", "0.1", "--no-iid-control"]) == 0
+    md = (results / "report.md").read_text()
+    assert "Meta-eval set: mnist." in md
+    study = __import__("json").loads((results / "a" / "report.json").read_text())
+    assert study["key"]["eval_source"] == "mnist"
+    assert "meta-eval" in study["by_d"]["3"]["results"]["hyper-trained"]
+    write_mnist_family(root, "KMNIST", n_train=12, n_test=200)
+    capsys.readouterr()
+    assert main(["report", "hyper", str(results), "--eval-root", str(root), "--d", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "mnist and kmnist" in err and "--eval-source" in err

@@ -161,3 +161,20 @@ def test_unrolled_phenotype_gradient_matches_reference_across_a_mid_epoch_resume
     resumed.train(progress=False)
     assert_same_phi(resumed.phi, ref.phi)
     assert strip(resumed.history) == strip(ref.history)
+
+
+@pytest.mark.parametrize("changes", [
+    {"phi_grad": "through-task", "hyper_loss_over": "seen", "readout_rule": "reset"},
+    {"learn": "phenotype+theta0", "readout_rule": "seen-softmax"},
+], ids=["through-task+reset", "learned-theta0+seen-softmax"])
+def test_round_two_options_give_the_reference_numbers_on_ray(cluster, pool, tmp_path, changes):
+    cfg = CFG.with_(epochs=2, **changes)
+    torch.set_num_threads(1)
+    ref = ReferenceTrainer(cfg, pool=pool)
+    ref.train(progress=False)
+    trainer = RayTrainer(cfg, tmp_path / "run", pool=pool)
+    trainer.train(progress=False)
+    assert_same_phi(trainer.phi, ref.phi)
+    assert strip(trainer.history) == strip(ref.history)
+    if "theta0" in cfg.learn:
+        assert_same_phi(load_checkpoint(tmp_path / "run")["server"]["theta0"], ref.server.theta0)

@@ -102,6 +102,31 @@ def test_deploy_summarises_across_phenotypes_with_paired_verdicts(replicated, ca
     assert set(rows["phenotype"]) == {3, 4}
 
 
+def test_ladder_report_reads_each_rungs_deployment_and_a_readout_rule_deploys_beside_it(replicated, tmp_path, capsys):
+    from raycl.cli import main
+
+    if not (replicated / "summary.json").exists():
+        assert main(["deploy", str(replicated), "--d", "3", "--sequences", "2", "--no-ray", "--lrs", "0.1", "1"]) == 0
+    out = tmp_path / "ladder.md"
+    assert main(["report", "ladder", str(replicated), str(replicated), "--d", "3", "--out", str(out)]) == 0
+    md = out.read_text()
+    res = json.loads((replicated / "summary.json").read_text())["by_d"]["3"]["results"]
+    ht = res["hyper-trained"]["meta-test"]["generalization"]["over_phenotypes"]
+    assert f"| `rep` | 2, 4, 6 | meta-test | {100 * ht['mean']:.1f} ± {100 * ht['std']:.1f} |" in md
+    assert out.with_suffix(".png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["report", "ladder", str(replicated), "--d", "5", "--out", str(tmp_path / "l5.md")]) == 2
+    assert "--d 5" in capsys.readouterr().err
+    # a nearest-class-mean deployment goes beside the linear one; the linear results stay as they were
+    before = (replicated / "summary.json").read_bytes()
+    assert main(["deploy", str(replicated), "--d", "3", "--sequences", "2", "--no-ray", "--lrs", "0.1",
+                 "--readout-rule", "ncm"]) == 0
+    assert (replicated / "summary.json").read_bytes() == before
+    ncm = json.loads((replicated / "summary_ncm.json").read_text())
+    assert ncm["readout_rule"] == "ncm" and (replicated / "deployment_ncm_d3.png").exists()
+    assert main(["deploy", str(replicated), "--d", "3", "--readout-rule", "ncm"]) == 2  # no silent replacement
+
+
 def test_matched_rates_report_each_metric_at_its_own_rate():
     selected = {"memory": {"lr": 0.1}, "generalization": {"lr": 1.0}, "both": {"lr": 0.3}}
     assert rates_for(selected, "matched") == {"memory": 0.1, "generalization": 1.0}

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from raycl.hyper.config import PRESETS, HyperConfig
+from raycl.hyper.config import LEARN, PHI_GRADS, PRESETS, TRAIN_READOUTS, HyperConfig
+
+READOUT_RULES = (*TRAIN_READOUTS, "ncm")
 
 # settings a user may override on the command line: (flag, type, help)
 OVERRIDES = [
@@ -20,7 +22,10 @@ OVERRIDES = [
     ("hyper_batch", int, "instances per hyper-loss batch"),
     ("hyper_loss_over", str, "stream | seen | heldout"),
     ("order", str, "sequential | iid (the IID control)"),
-    ("phi_grad", str, "first-order | through-update"),
+    ("phi_grad", str, "first-order | through-update | through-task (one phenotype step per task, back through "
+                      "its k synaptic steps)"),
+    ("learn", str, "phenotype | phenotype+theta0 (the synapses' start θ0 learned too) | theta0 (φ stays random)"),
+    ("readout_rule", str, "synaptic steps' read-out: linear | seen-softmax | reset"),
     ("unroll", int, "through-update: synaptic steps the phenotype gradient goes back through"),
     ("lr_synapses", float, "alpha, synaptic SGD learning rate in hyper-training"),
     ("lr_phenotype", float, "gamma, phenotype learning rate"),
@@ -35,6 +40,14 @@ OVERRIDES = [
     ("checkpoint_every", int, "epochs between checkpoints"),
     ("checkpoint_steps", int, "ray backend: also checkpoint every N synaptic steps (0: epoch boundaries only)"),
 ]
+
+
+def _eval_flags(p) -> None:
+    p.add_argument("--eval-source", default=None,
+                   help="meta-eval dataset (default: the offline digits; with --eval-root alone, the one of mnist, "
+                        "fashion-mnist, kmnist found there, as torchvision lays it out: ROOT/MNIST/raw/...)")
+    p.add_argument("--eval-root", default=None,
+                   help="root folder of a real meta-eval dataset (its test split is used: 10 held-out classes)")
 
 
 def register(sub) -> None:
@@ -76,8 +89,7 @@ def register(sub) -> None:
     q.add_argument("--d", type=int, action="append", help="deployment tasks (repeatable; default: the run's d)")
     q.add_argument("--sequences", "--seeds", dest="seeds", type=int, default=5,
                    help="deployment sequences per set and phenotype (default %(default)s; --seeds is the old name)")
-    q.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits; mnist with --eval-root)")
-    q.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
+    _eval_flags(q)
     q.add_argument("--criterion", default="matched", choices=["matched", "memory", "generalization", "both"],
                    help="what each contender's learning rate is chosen for, on meta-train sequences only: matched "
                         "(default) reports memory at the memory-selected rate and generalization at the "
@@ -87,6 +99,11 @@ def register(sub) -> None:
     q.add_argument("--cache", default=None,
                    help="folder of deployment results to reuse (a contender deployed before with the same network, "
                         "settings and data is read back; default RUN/.deployments, 'none' to deploy everything)")
+    q.add_argument("--readout-rule", default=None, choices=list(READOUT_RULES),
+                   help="read-out rule at deployment (default: the run's own, linear unless it trained with another): "
+                        "linear; seen-softmax (softmax over the classes seen so far); reset (a new class's output row "
+                        "starts at zero, ANML); ncm (nearest class mean of the last hidden layer). Results of a rule "
+                        "other than linear go to deployment_RULE.* and summary_RULE.json beside the linear ones")
     q.add_argument("--no-ray", action="store_true", help="deploy a replicated run's phenotypes one after another here")
     q.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
     q.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
@@ -178,6 +195,15 @@ def _hyper_train_seeds(args) -> int:
     return 0
 
 
+def _run_config(run: Path) -> HyperConfig:
+    """The config of a run, or of the first phenotype of a replicated run."""
+    from raycl.hyper.replicate import replicated_runs
+    from raycl.hyper.trainer import load_checkpoint
+
+    first = (replicated_runs(run) or [run])[0]
+    return HyperConfig.from_dict(load_checkpoint(first)["config"])
+
+
 def cmd_deploy(args) -> int:
     import torch
 
@@ -193,11 +219,17 @@ def cmd_deploy(args) -> int:
 
     if not (run / SEEDS_FILE).exists():
         load_checkpoint(run)  # a clear error before anything else when it is missing or unsafe
-    if (run / "deployment.parquet").exists() and not args.overwrite:
-        raise RayclError(f"{run} already holds a deployment (deployment.parquet, summary.json); pass --overwrite to "
-                         "replace it")
+    from raycl.hyper.report import result_suffix
+
+    rule = args.readout_rule or _run_config(run).readout_rule
+    sfx = result_suffix(rule)
+    if (run / f"deployment{sfx}.parquet").exists() and not args.overwrite:
+        raise RayclError(f"{run} already holds a deployment (deployment{sfx}.parquet, summary{sfx}.json); pass "
+                         "--overwrite to replace it")
+    from raycl.hyper.evaluate import meta_eval_source
     from raycl.hyper.replicate import replicated_runs
 
+    eval_source = meta_eval_source(args.eval_source, args.eval_root)
     folders = replicated_runs(run)
     with claim_run(run, resume=True, command="raycl deploy"), results(run):
         runner = None
@@ -205,15 +237,16 @@ def cmd_deploy(args) -> int:
             from raycl.runner import Runner
 
             runner = Runner(use_ray=True, address=args.address, num_cpus=args.num_cpus, threads=args.threads)
-        summary = deploy_run(run, ds=args.d, seeds=args.seeds, eval_source=args.eval_source,
+        summary = deploy_run(run, ds=args.d, seeds=args.seeds, eval_source=eval_source,
                              eval_root=args.eval_root, criterion=args.criterion, runner=runner, lrs=args.lrs,
-                             cache=None if args.cache == "none" else Path(args.cache or run / ".deployments"))
+                             cache=None if args.cache == "none" else Path(args.cache or run / ".deployments"),
+                             rule=rule)
     for change in summary["data_changed"]:
         print(f"raycl: warning: deployed on other data than the run trained on ({change}): the data fingerprint "
               "differs (a changed dataset, renderer or preprocessing)", file=sys.stderr)
     for d, entry in summary["by_d"].items():
         print(f"\nd = {d}\n{entry['table']}")
-    print(f"\nwrote {Path(args.run) / 'summary.json'}")
+    print(f"\nwrote {Path(args.run) / f'summary{sfx}.json'}")
     return 0
 
 
@@ -233,8 +266,7 @@ def register_report(sub) -> None:
     h.add_argument("--d", type=int, action="append", help="deployment tasks (repeatable; default 5 and 10)")
     h.add_argument("--sequences", "--seeds", dest="seeds", type=int, default=20,
                    help="deployment sequences per set (default %(default)s; --seeds is the old name)")
-    h.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits)")
-    h.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
+    _eval_flags(h)
     h.add_argument("--lrs", type=float, nargs="+", default=None,
                    help="learning rates each contender's rate is chosen from (default: 1e-3 3e-3 1e-2 3e-2 0.1 0.3 1)")
     h.add_argument("--no-iid-control", action="store_true",
@@ -244,6 +276,18 @@ def register_report(sub) -> None:
                    help="folder of deployment results shared between reports (default RESULTS/.deployments): a "
                         "baseline deployed before with the same network, settings and data is read back")
     h.set_defaults(func=cmd_report_hyper)
+    lad = rsub.add_parser(
+        "ladder", help="the over-training ladder (§6.4.3): gain over the tuned baselines, rung by rung",
+        description="Reads the deployments of several runs (one per rung of over-training, e.g. the presets "
+        "overtrain-1..4 trained with --seeds N and deployed with `raycl deploy RUN --d 3`) and writes a Markdown "
+        "table and a figure of generalization against the best tuned replay-free baseline, with the spread over "
+        "phenotypes.",
+    )
+    lad.add_argument("runs", nargs="+", help="deployed run folders, lowest rung first")
+    lad.add_argument("--d", type=int, default=3, help="deployment tasks to read (default %(default)s)")
+    lad.add_argument("--out", required=True, help="Markdown file to write (the figure goes beside it as .png)")
+    lad.add_argument("--overwrite", action="store_true", help="replace an earlier ladder report in --out")
+    lad.set_defaults(func=cmd_report_ladder)
 
 
 def cmd_report_hyper(args) -> int:
@@ -261,13 +305,26 @@ def cmd_report_hyper(args) -> int:
     if not root.is_dir():
         raise RayclError(f"{root} is not a folder; give the folder that holds your hyper-training runs")
     find_runs(root)  # none: a clear error now, not after the first deployments
+    from raycl.hyper.evaluate import meta_eval_source
+
+    eval_source = meta_eval_source(args.eval_source, args.eval_root)
     out = Path(args.out) if args.out else root / "report.md"
     if out.is_dir():
         raise RayclError(f"--out {out} is a folder; give the Markdown file to write")
     # the report, its figures (in each run folder) and the missing IID controls are one result set
     with claim_run(root, resume=True, command="raycl report hyper"), results(root), results(out.parent):
-        out = report_hyper(root, out, tuple(args.d or (5, 10)), args.seeds, args.eval_source, args.eval_root,
+        out = report_hyper(root, out, tuple(args.d or (5, 10)), args.seeds, eval_source, args.eval_root,
                            train_control=not args.no_iid_control, cache=Path(args.cache) if args.cache else None,
                            lrs=tuple(args.lrs) if args.lrs else DEFAULT_LRS)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_report_ladder(args) -> int:
+    from raycl.checks import output_file
+    from raycl.hyper.ladder import report_ladder
+
+    out = output_file(args.out, args.overwrite)
+    output_file(out.with_suffix(".png"), args.overwrite)
+    print(f"wrote {report_ladder([Path(r) for r in args.runs], args.d, out)}")
     return 0

@@ -7,6 +7,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from raycl import RayclError
 
 
+PHI_GRADS = ("first-order", "through-update", "through-task")
+LEARN = ("phenotype", "phenotype+theta0", "theta0")
+TRAIN_READOUTS = ("linear", "seen-softmax", "reset")
+
+
 @dataclass(frozen=True)
 class HyperConfig:
     # hyper-stream shape (§6.3): d << h_CL << h_H
@@ -22,8 +27,12 @@ class HyperConfig:
     hyper_batch: int = 50  # instances in each hyper-loss batch
     hyper_loss_over: str = "stream"  # stream | seen | heldout
     order: str = "sequential"  # sequential (class-incremental) | iid (the IID control)
-    phi_grad: str = "first-order"  # first-order | through-update
+    # first-order | through-update (per synaptic step) | through-task (one φ step per task, back
+    # through the task's k synaptic steps, OML/ANML style)
+    phi_grad: str = "first-order"
     unroll: int = 1  # through-update: synaptic steps the φ gradient back-propagates through
+    learn: str = "phenotype"  # phenotype | phenotype+theta0 (θ0 learned with φ) | theta0 (φ stays random: the control)
+    readout_rule: str = "linear"  # linear | seen-softmax | reset (the synaptic steps' read-out rule)
     # learning rates: alpha for synapses (plain SGD), gamma for the phenotype
     lr_synapses: float = 1e-3
     lr_phenotype: float = 1e-3
@@ -56,7 +65,10 @@ class HyperConfig:
             (self.hyper_batch >= 1, "hyper_batch must be >= 1"),
             (self.hyper_loss_over in ("stream", "seen", "heldout"), "hyper_loss_over is stream, seen or heldout"),
             (self.order in ("sequential", "iid"), "order is sequential or iid"),
-            (self.phi_grad in ("first-order", "through-update"), "phi_grad is first-order or through-update"),
+            (self.phi_grad in PHI_GRADS, "phi_grad is first-order, through-update or through-task"),
+            (self.learn in LEARN, "learn is phenotype, phenotype+theta0 or theta0"),
+            (self.readout_rule in TRAIN_READOUTS, "readout_rule is linear, seen-softmax or reset (ncm is a "
+             "deployment read-out: raycl deploy --readout-rule ncm)"),
             (self.unroll >= 1, "unroll must be >= 1"),
             (self.unroll == 1 or self.phi_grad == "through-update", "unroll > 1 needs phi_grad=through-update"),
             (self.phenotype_optimizer in ("adam", "sgd"), "phenotype_optimizer is adam or sgd"),
@@ -110,11 +122,22 @@ PRESETS: dict[str, HyperConfig] = {
     "gen-through-3-steps": HyperConfig(epochs=10, phi_grad="through-update", unroll=3, lr_synapses=1e-2),
     "gen-mixed": HyperConfig(epochs=30, source="glyphs+shapes"),  # offline stand-in for the mixed-source runs
     "gen-bigger": HyperConfig(epochs=30, n_channels=8, phenotype_hidden=(30, 15), h_cl=30, h_h=40, holdout=5),
-    # over-training (§6.4.3), d = 3
-    "overtrain-1": HyperConfig(i=1, h_cl=3, h_h=5, d=3),
-    "overtrain-2": HyperConfig(i=5, h_cl=6, h_h=10, d=3),
-    "overtrain-3": HyperConfig(i=10, h_cl=10, h_h=15, d=3, holdout=5),
-    "overtrain-4": HyperConfig(i=20, h_cl=20, h_h=25, d=3, holdout=0, hyper_loss_over="stream"),
+    # round 2 (issue 18): one φ step per task, back through the task's k synaptic steps, hyper-loss on the
+    # seen classes' trained and held-out instances (OML/ANML style)
+    "gen-through-task": HyperConfig(epochs=30, phi_grad="through-task", hyper_loss_over="seen", lr_synapses=1e-2,
+                                    hyper_batch=100),
+    # θ0 learned with φ, and its control: the same training with φ left random, so a gain of the first over
+    # the second is the phenotype's, not the starting point's
+    "learned-theta0": HyperConfig(epochs=30, phi_grad="through-task", hyper_loss_over="seen", lr_synapses=1e-2,
+                                  hyper_batch=100, learn="phenotype+theta0"),
+    "learned-theta0-control": HyperConfig(epochs=30, phi_grad="through-task", hyper_loss_over="seen",
+                                          lr_synapses=1e-2, hyper_batch=100, learn="theta0"),
+    # over-training (§6.4.3, Fig 6.5 / 6.7), deployed at d = 3: the stream grows rung by rung. 40 outer
+    # epochs on every rung (fewer than the default's 60, to fit three seeds of each on 2 cores)
+    "overtrain-1": HyperConfig(i=1, h_cl=3, h_h=5, d=3, epochs=40),
+    "overtrain-2": HyperConfig(i=5, h_cl=6, h_h=10, d=3, epochs=40),
+    "overtrain-3": HyperConfig(i=10, h_cl=10, h_h=15, d=3, holdout=5, epochs=40),
+    "overtrain-4": HyperConfig(i=20, h_cl=20, h_h=25, d=3, holdout=0, hyper_loss_over="stream", epochs=40),
 }
 
 

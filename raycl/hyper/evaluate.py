@@ -51,7 +51,9 @@ def standard_contenders(cfg: HyperConfig, ckpt: dict, model) -> list[Contender]:
     from raycl.hyper.models import build_model
 
     theta0, phi0 = ckpt["theta0"], ckpt["phi0"]
-    out = [Contender("hyper-trained", model, theta0, ckpt["server"]["phi"]),
+    # a run that learned θ0 deploys from its learned θ0; the baselines keep the run's initial one
+    learned = ckpt["server"].get("theta0") or theta0
+    out = [Contender("hyper-trained", model, learned, ckpt["server"]["phi"]),
            Contender("random phenotype g=1", model, theta0, phi0)]
     for g in GAINS:
         other, _, _ = build_model(cfg)
@@ -66,6 +68,26 @@ def standard_contenders(cfg: HyperConfig, ckpt: dict, model) -> list[Contender]:
     return out
 
 
+META_EVAL_REAL = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}  # name: torchvision folder
+
+
+def meta_eval_source(source: str | None, root) -> str:
+    """The meta-eval dataset: as named; with only --eval-root, the one MNIST-family dataset laid
+    out there (ROOT/MNIST, ROOT/FashionMNIST or ROOT/KMNIST); else the offline digits."""
+    if source is not None:
+        return source
+    if root is None:
+        return "digits"
+    from pathlib import Path
+
+    found = [n for n, folder in META_EVAL_REAL.items() if (Path(root).expanduser() / folder / "raw").is_dir()]
+    if len(found) != 1:
+        what = f"holds {' and '.join(found)}" if found else "holds none of MNIST/, FashionMNIST/, KMNIST/ (each with raw/)"
+        raise RayclError(f"--eval-root {root} {what}; name the meta-eval set with --eval-source "
+                         f"{'|'.join(META_EVAL_REAL)}")
+    return found[0]
+
+
 def deployment_sets(cfg: HyperConfig, eval_source: str = "digits", eval_root=None) -> dict:
     """meta-train: the hyper-training classes; meta-test: the source's held-out classes;
     meta-eval: another dataset (the offline digits, or MNIST when given)."""
@@ -73,17 +95,17 @@ def deployment_sets(cfg: HyperConfig, eval_source: str = "digits", eval_root=Non
     held_out = meta_pool(cfg.source, "meta-test", cfg.image_size, cfg.data_root)
     if held_out is not None:
         sets["meta-test"] = held_out
-    eval_split = "test" if eval_source in ("mnist", "fashion-mnist", "kmnist") else None
+    eval_split = "test" if eval_source in META_EVAL_REAL else None
     sets["meta-eval"] = prepare_pool(load(eval_source, split=eval_split, root=eval_root), cfg.image_size)
     return sets
 
 
-def run_contender(c: Contender, stream, cfg: HyperConfig, lr: float, seed: int) -> list[dict]:
+def run_contender(c: Contender, stream, cfg: HyperConfig, lr: float, seed: int, rule: str = "linear") -> list[dict]:
     if c.kind == "replay":
         budget = c.budget if c.budget is not None else cfg.k * stream.n_tasks
         return deploy_replay(c.model, c.theta0, c.phi, stream, budget, lr, cfg.mode, cfg.deploy_i,
-                             torch.Generator().manual_seed(seed))
-    return deploy(c.model, c.theta0, c.phi, stream, cfg.k, lr, cfg.mode)
+                             torch.Generator().manual_seed(seed), rule, cfg.n_outputs)
+    return deploy(c.model, c.theta0, c.phi, stream, cfg.k, lr, cfg.mode, rule=rule, n_outputs=cfg.n_outputs)
 
 
 CRITERIA = ("memory", "generalization", "both")
@@ -101,12 +123,12 @@ SELECT_STREAMS = 5  # meta-train sequences each learning rate is scored on
 
 
 def select_lrs(c: Contender, pool, cfg: HyperConfig, d: int, lrs=DEFAULT_LRS, n_streams: int = SELECT_STREAMS,
-               criteria=CRITERIA) -> dict:
+               criteria=CRITERIA, rule: str = "linear") -> dict:
     """For each criterion, the learning rate with the best mean final score on `n_streams`
     meta-train sequences: {criterion: {"lr": lr, "scores": {lr: mean score}}}. One deployment
     per rate and sequence serves every criterion."""
     streams = deployment_streams(pool, n_streams, d, cfg.deploy_i, cfg.deploy_holdout, SELECT_SEED)
-    finals = {lr: [run_contender(c, st, cfg, lr, SELECT_SEED + j) for j, st in enumerate(streams)] for lr in lrs}
+    finals = {lr: [run_contender(c, st, cfg, lr, SELECT_SEED + j, rule) for j, st in enumerate(streams)] for lr in lrs}
     out = {}
     for crit in criteria:
         scores = {lr: sum(final_score(r, crit, cfg.mode) for r in runs) / len(runs) for lr, runs in finals.items()}
@@ -129,10 +151,10 @@ def rates_for(selected: dict, criterion: str) -> dict:
     return {"memory": selected[criterion]["lr"], "generalization": selected[criterion]["lr"]}
 
 
-def deploy_at_rates(c: Contender, stream, cfg: HyperConfig, rates: dict, seed: int) -> list[dict]:
+def deploy_at_rates(c: Contender, stream, cfg: HyperConfig, rates: dict, seed: int, rule: str = "linear") -> list[dict]:
     """Per-task rows whose memory (and last_task) come from the deployment at the memory rate
     and whose generalization comes from the one at the generalization rate (one run if equal)."""
-    runs = {lr: run_contender(c, stream, cfg, lr, seed) for lr in set(rates.values())}
+    runs = {lr: run_contender(c, stream, cfg, lr, seed, rule) for lr in set(rates.values())}
     mem, gen = runs[rates["memory"]], runs[rates["generalization"]]
     return [{**m, "generalization": g["generalization"], "lr_memory": rates["memory"],
              "lr_generalization": rates["generalization"]} for m, g in zip(mem, gen)]
@@ -144,13 +166,15 @@ def data_key(sets: dict) -> str:
     return h.hexdigest()
 
 
-def deployment_key(c: Contender, data: str, cfg: HyperConfig, d: int, seeds: int, lrs, criterion: str) -> str:
+def deployment_key(c: Contender, data: str, cfg: HyperConfig, d: int, seeds: int, lrs, criterion: str,
+                   rule: str = "linear") -> str:
     """Everything a contender's deployment results depend on, hashed: its network (structure,
-    θ0, φ), how it deploys, the deployment settings, and the sets' data (`data_key`)."""
+    θ0, φ), how it deploys (read-out rule too), the deployment settings, and the sets' data."""
     h = hashlib.sha256()
     deploy_cfg = {f: getattr(cfg, f) for f in ("k", "deploy_i", "deploy_holdout", "mode", "n_outputs")}
+    # the linear rule keeps the key it had before read-out rules existed, so earlier results stay valid
     feed(h, ["v2", c.name, c.kind, c.budget, repr(c.model), c.theta0, c.phi, deploy_cfg, d, seeds, list(lrs),
-             criterion, SELECT_SEED, SELECT_STREAMS, EVAL_SEED, data])
+             criterion, SELECT_SEED, SELECT_STREAMS, EVAL_SEED, data] + ([rule] if rule != "linear" else []))
     return h.hexdigest()[:32]
 
 
@@ -165,10 +189,12 @@ def _read_cached(path: Path | None) -> dict | None:
 
 def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, seeds: int = 5,
             lrs=DEFAULT_LRS, criterion: str = "matched", progress: bool = True,
-            cache: Path | None = None) -> tuple[list[dict], dict]:
+            cache: Path | None = None, rule: str = "linear") -> tuple[list[dict], dict]:
     """Rows (contender, set, seed, task, metrics) and the chosen learning rates. With `cache`
     (a folder), a contender deployed before with exactly the same network, settings and data
     (a baseline shared by several runs) is read back instead of deployed again."""
+    if rule == "ncm" and cfg.mode != "supervised":
+        raise RayclError("the ncm read-out rule classifies; it does not apply to the auto-encoder (mode unsupervised)")
     if cfg.mode == "supervised" and d > cfg.n_outputs:
         raise RayclError(f"d={d} exceeds the network's {cfg.n_outputs} class outputs; deploy with --d <= {cfg.n_outputs}")
     rows, chosen = [], {}
@@ -176,7 +202,7 @@ def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, s
     bar = tqdm(total=total, desc=f"deploying (d={d})", disable=not progress)
     data = data_key(sets) if cache else None
     for c in contenders:
-        path = cache / f"{deployment_key(c, data, cfg, d, seeds, lrs, criterion)}.json" if cache else None
+        path = cache / f"{deployment_key(c, data, cfg, d, seeds, lrs, criterion, rule)}.json" if cache else None
         hit = _read_cached(path)
         if hit is not None:
             rows += hit["rows"]
@@ -186,7 +212,7 @@ def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, s
                 sel["scores"] = {float(k): v for k, v in sel["scores"].items()}
             bar.update(1 + len(sets))
             continue
-        selected = select_lrs(c, sets["meta-train"], cfg, d, lrs)
+        selected = select_lrs(c, sets["meta-train"], cfg, d, lrs, rule=rule)
         rates = rates_for(selected, criterion)
         lr, scores = rates["memory"], selected["memory" if criterion == "matched" else criterion]["scores"]
         chosen[c.name] = {"lr": lr, "lr_generalization": rates["generalization"], "selection_scores": scores,
@@ -195,7 +221,7 @@ def compare(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: int, s
         mine = []
         for set_name, pool in sets.items():
             for s, stream in enumerate(deployment_streams(pool, seeds, d, cfg.deploy_i, cfg.deploy_holdout, EVAL_SEED)):
-                for r in deploy_at_rates(c, stream, cfg, rates, EVAL_SEED + s):
+                for r in deploy_at_rates(c, stream, cfg, rates, EVAL_SEED + s, rule):
                     mine.append({"contender": c.name, "set": set_name, "seed": s, "d": d, "lr": lr, **r})
             bar.update()
         rows += mine

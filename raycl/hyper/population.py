@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from raycl.hyper.algorithm import Params, StepResult, hyper_batch, local_step, task_batch
+from raycl.hyper.algorithm import (Params, StepResult, hyper_batch, local_step, reset_output_row, seen_classes,
+                                   task_batch, task_step)
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.stream import HyperStream, sample_stream
 
@@ -44,10 +45,23 @@ def begin_epoch(state: SynapseState, pool, cfg: HyperConfig, theta0: Params) -> 
 
 
 def advance(model, cfg: HyperConfig, state: SynapseState, phi: Params, step: int) -> StepResult:
-    """Synaptic step `step` of the epoch for this model; θ moves, φ's gradient is returned."""
+    """Hyper-step `step` of the epoch for this model; θ moves, φ's gradient is returned. A
+    hyper-step is one synaptic step, or with phi_grad = through-task one whole task (k steps)."""
+    if cfg.phi_grad == "through-task":
+        first = step * cfg.k
+        if cfg.readout_rule == "reset" and cfg.order == "sequential":
+            state.theta = reset_output_row(state.theta, step, cfg.n_outputs)
+        batches = [task_batch(state.stream, cfg, first + s, state.generator) for s in range(cfg.k)]
+        hyper = hyper_batch(state.stream, cfg, step, state.generator)
+        result = task_step(model, cfg, state.theta, phi, batches, hyper,
+                           [seen_classes(cfg, first + s) for s in range(cfg.k)])
+        state.theta = result.theta
+        return result
+    if cfg.readout_rule == "reset" and cfg.order == "sequential" and step % cfg.k == 0:
+        state.theta = reset_output_row(state.theta, step // cfg.k, cfg.n_outputs)
     task = task_batch(state.stream, cfg, step, state.generator)
     hyper = hyper_batch(state.stream, cfg, step // cfg.k, state.generator)
-    result = local_step(model, cfg, state.theta, phi, task, hyper, state.window)
+    result = local_step(model, cfg, state.theta, phi, task, hyper, state.window, seen_classes(cfg, step))
     if cfg.unroll > 1:
         state.window = (state.window + [(state.theta, task)])[-(cfg.unroll - 1):]
     state.theta = result.theta

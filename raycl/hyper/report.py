@@ -30,7 +30,8 @@ from raycl.runio import atomic_write_bytes, read_parquet, save_figure, write_jso
 
 
 def deploy_phenotype(run: str, ds: list[int] | None, sequences: int, eval_source: str, eval_root,
-                     criterion: str, lrs=None, cache: str | None = None, progress: bool = False) -> dict:
+                     criterion: str, lrs=None, cache: str | None = None, progress: bool = False,
+                     rule: str | None = None) -> dict:
     """Deploy one hyper-trained phenotype and its baselines (the run's own θ0/φ0) at each d:
     rows tagged with the phenotype's training seed, the chosen rates, and whether the data
     differs from what the run trained on. Runs in a Ray task for a replicated run."""
@@ -42,37 +43,48 @@ def deploy_phenotype(run: str, ds: list[int] | None, sequences: int, eval_source
     contenders = standard_contenders(cfg, ckpt, model)
     sets = deployment_sets(cfg, eval_source, eval_root)
     now = record(**sets)
-    out = {"run": str(run), "phenotype": cfg.seed, "config": cfg.to_dict(), "epochs": ckpt["epoch"],
+    rule = rule or cfg.readout_rule
+    out = {"run": str(run), "phenotype": cfg.seed, "config": cfg.to_dict(), "epochs": ckpt["epoch"], "rule": rule,
            "provenance": {"trained": ckpt.get("provenance"), "deployed": now},
            "data_changed": data_mismatch(ckpt.get("provenance"), now), "rows": [], "chosen": {}}
     for d in ds or [cfg.d]:
         rows, chosen = compare(contenders, sets, cfg, d, sequences, lrs=tuple(lrs or DEFAULT_LRS), criterion=criterion,
-                               progress=progress, cache=Path(cache) if cache else None)
+                               progress=progress, cache=Path(cache) if cache else None, rule=rule)
         out["rows"] += [{**r, "phenotype": cfg.seed} for r in rows]
         out["chosen"][str(d)] = chosen
     return out
 
 
+def result_suffix(rule: str) -> str:
+    """File-name suffix of a deployment's results: none for the linear read-out, else _RULE,
+    so deployments under several read-out rules sit side by side in one run folder."""
+    return "" if rule == "linear" else f"_{rule}"
+
+
 def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", eval_root=None,
                criterion: str = "matched", progress: bool = True, runner=None, lrs=None,
-               cache: Path | None = None) -> dict:
+               cache: Path | None = None, rule: str | None = None) -> dict:
     """Deploy a run, or every phenotype of a replicated run (RUN/seeds.json; each as a Ray
-    task through `runner`), and summarise across phenotypes and across sequences."""
+    task through `runner`), and summarise across phenotypes and across sequences. `rule` is
+    the deployment read-out rule (default: the one the run trained with)."""
     folders = replicated_runs(run) or [run]
     for f in folders:
         load_checkpoint(f)  # every phenotype is there and loads safely, before any deployment
     args = (list(ds) if ds else None, seeds, eval_source, eval_root, criterion, list(lrs) if lrs else None,
             str(cache) if cache else None)
     if runner is None or len(folders) == 1:
-        per = [deploy_phenotype(str(f), *args, progress=progress) for f in folders]
+        per = [deploy_phenotype(str(f), *args, progress=progress, rule=rule) for f in folders]
     else:
-        per = runner.gather([runner.submit(deploy_phenotype, str(f), *args) for f in folders], desc="phenotypes")
+        per = runner.gather([runner.submit(deploy_phenotype, str(f), *args, rule=rule) for f in folders],
+                            desc="phenotypes")
     cfg = HyperConfig.from_dict(per[0]["config"])
+    rule = per[0]["rule"]
+    sfx = result_suffix(rule)
     rows = [r for p in per for r in p["rows"]]
     changed = sorted({(p["phenotype"], n) for p in per for n in p["data_changed"]})
     summary = {"config": cfg.to_dict(), "phenotypes": [p["phenotype"] for p in per],
                "hyper_epochs": [p["epochs"] for p in per], "sequences": seeds, "criterion": criterion,
-               "eval_source": eval_source, "plus_minus": "sample std (ddof = 1): over phenotypes (independent "
+               "eval_source": eval_source, "readout_rule": rule, "plus_minus": "sample std (ddof = 1): over phenotypes (independent "
                "hyper-trainings) and, in brackets, over all deployment sequences",
                "data_changed": [f"seed {s}: {n}" for s, n in changed],
                "provenance": {str(p["phenotype"]): p["provenance"] for p in per}, "by_d": {}}
@@ -82,7 +94,7 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
         summary["by_d"][str(d)] = {
             "results": s, "selection": {str(p["phenotype"]): p["chosen"][str(d)] for p in per},
             "table": format_phenotype_table(s, cfg.mode) + "\n" + format_verdicts(s, cfg.mode)}
-        save_figure(curves_figure(at_d, d, cfg.mode), run / f"deployment_d{d}.png")
+        save_figure(curves_figure(at_d, d, cfg.mode), run / f"deployment{sfx}_d{d}.png")
         if cfg.mode == "unsupervised" and len(per) == 1:
             ckpt = load_checkpoint(folders[0])
             model, _, _ = build_model(cfg)
@@ -91,15 +103,16 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
                                         per[0]["chosen"][str(d)]["hyper-trained"]["lr"])
             save_figure(fig, run / f"reconstructions_d{d}.png")
     md = [f"# Deployment of `{run.name}`", "", f"Phenotypes (training seeds): {summary['phenotypes']}; "
-          f"{seeds} deployment sequences per set and phenotype; criterion {criterion}; meta-eval {eval_source}.", ""]
+          f"{seeds} deployment sequences per set and phenotype; criterion {criterion}; meta-eval {eval_source}; "
+          f"read-out rule {rule}.", ""]
     for d, entry in summary["by_d"].items():
         md += [f"## d = {d}", "", *markdown_tables(entry["results"], cfg.mode), "",
-               f"![deployment d={d}](deployment_d{d}.png)", ""]
-    atomic_write_bytes(run / "deployment.md", "\n".join(md).encode())
-    write_parquet(run / "deployment.parquet", rows)
+               f"![deployment d={d}](deployment{sfx}_d{d}.png)", ""]
+    atomic_write_bytes(run / f"deployment{sfx}.md", "\n".join(md).encode())
+    write_parquet(run / f"deployment{sfx}.parquet", [{**r, "readout_rule": rule} for r in rows])
     if (run / "hyper_training.parquet").exists():
         save_figure(training_figure(read_parquet(run / "hyper_training.parquet")), run / "hyper_training.png")
-    write_json(run / "summary.json", summary)
+    write_json(run / f"summary{sfx}.json", summary)
     return summary
 
 

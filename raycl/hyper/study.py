@@ -67,7 +67,8 @@ def contenders_for(run: Path, ckpt: dict, progress: bool, train_control: bool = 
     model, _, _ = build_model(cfg)
     out = standard_contenders(cfg, ckpt, model)
     if cfg.order == "sequential" and (train_control or (run / "iid-control" / CHECKPOINT).exists()):
-        out.insert(1, Contender("IID control", model, ckpt["theta0"], iid_control(run, ckpt, progress)["server"]["phi"]))
+        control = iid_control(run, ckpt, progress)["server"]
+        out.insert(1, Contender("IID control", model, control.get("theta0") or ckpt["theta0"], control["phi"]))
     return cfg, out
 
 
@@ -91,7 +92,8 @@ def diagnostics(contenders: list[Contender], sets: dict, cfg: HyperConfig, d: in
             for s, stream in enumerate(deployment_streams(sets[set_name], seeds, d, cfg.deploy_i, cfg.deploy_holdout, EVAL_SEED)):
                 x, y = stream.instances("all")
                 final = {}
-                deploy(c.model, c.theta0, c.phi, stream, cfg.k, lrs[c.name], cfg.mode,
+                deploy(c.model, c.theta0, c.phi, stream, cfg.k, lrs[c.name], cfg.mode, rule=cfg.readout_rule,
+                       n_outputs=cfg.n_outputs,
                        on_task=lambda j, p: final.update(p) if j == d else None)
                 for when, params in (("theta0", {**c.theta0, **c.phi}), ("deployed", final)):
                     for layer, cos in enumerate(layer_cosines(c.model, params, x, y), start=1):
@@ -167,7 +169,8 @@ def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits
     study = {"run": str(run), "key": key, "config": cfg.to_dict(), "epochs": ckpt["epoch"], "by_d": {}}
     all_rows, diag_rows = [], []
     for d in ds:
-        rows, chosen = compare(contenders, sets, cfg, d, seeds, lrs=tuple(lrs), progress=progress, cache=cache)
+        rows, chosen = compare(contenders, sets, cfg, d, seeds, lrs=tuple(lrs), progress=progress, cache=cache,
+                               rule=cfg.readout_rule)
         all_rows += rows
         summ = summarize(rows, chosen)
         lrs = {c: v["lr"] for c, v in chosen.items()}
@@ -223,30 +226,57 @@ def best_baseline(res: dict, s: str, k: str) -> str:
     return max(base, key=lambda c: base[c]["mean"])
 
 
+def _groups(studies: list[dict]) -> list[list[dict]]:
+    """Studies grouped by configuration: the phenotypes of one replicated run (RUN/seeds.json)
+    together, every other run alone; in the order the runs were found."""
+    groups: dict = {}
+    for st in studies:
+        parent = Path(st["run"]).parent
+        key = parent if (parent / "seeds.json").exists() else Path(st["run"])
+        groups.setdefault(key, []).append(st)
+    return list(groups.values())
+
+
 def overview(studies: list[dict], name) -> list[str]:
-    """One row per run: the hyper-trained phenotype against the best tuned replay-free
-    baseline, per metric, set and d, so configurations can be compared at a glance."""
+    """One row per configuration (a replicated run's phenotypes together): the hyper-trained
+    phenotype and its paired difference to the best tuned replay-free baseline, per metric, set
+    and d. With several phenotypes the ± is the sample std over phenotypes (of each one's mean
+    over its sequences); with one, over its deployment sequences (marked 'seq.')."""
     cols = [(d, s) for d in sorted({d for st in studies for d in st["by_d"]}, key=int) for s in ("meta-test", "meta-eval")]
     md = []
     for k in ("generalization", "memory"):
-        md += [f"**{k.capitalize()}**: hyper-trained, then the paired difference to the best tuned replay-free baseline "
-               "of that run (accuracy %, mean ± std over sequences).", "",
-               "| run | epochs | " + " | ".join(f"d={d} {s}" for d, s in cols) + " |", "|---|---|" + "---|" * len(cols)]
+        md += [f"**{k.capitalize()}**: hyper-trained, then in brackets its paired difference to the best tuned "
+               "replay-free baseline (accuracy %). n = phenotypes (independent hyper-trainings); ± is the sample std "
+               "over phenotypes, or over deployment sequences where n = 1 (seq.).", "",
+               "| run | n | epochs | " + " | ".join(f"d={d} {s}" for d, s in cols) + " |",
+               "|---|---|---|" + "---|" * len(cols)]
         best: dict = {}
-        for st in studies:
+        for group in _groups(studies):
+            label = name(group[0]) if len(group) == 1 else str(Path(name(group[0])).parent)
             cells = []
             for d, s in cols:
-                res = st["by_d"].get(d, {}).get("results", {})
-                if s not in res.get("hyper-trained", {}):
+                have = [st for st in group if s in st["by_d"].get(d, {}).get("results", {}).get("hyper-trained", {})]
+                if len(have) < len(group) or not have:
                     cells.append("-")
                     continue
-                b = best_baseline(res, s, k)
-                p = res[b][s]["hyper-trained minus this"][k]
-                ht = res["hyper-trained"][s][k]
-                cells.append(f"{_pct(ht)} ({100 * p['mean']:+.1f} ± {100 * p['std']:.1f})")
-                if ht["mean"] > best.get((d, s), ("", -1.0))[1]:
-                    best[(d, s)] = (name(st), ht["mean"])
-            md.append(f"| `{name(st)}` | {st['epochs']} | " + " | ".join(cells) + " |")
+                if len(group) == 1:
+                    res = have[0]["by_d"][d]["results"]
+                    b = best_baseline(res, s, k)
+                    p = res[b][s]["hyper-trained minus this"][k]
+                    ht = res["hyper-trained"][s][k]
+                    cells.append(f"{_pct(ht)} seq. ({100 * p['mean']:+.1f} ± {100 * p['std']:.1f})")
+                    mean = ht["mean"]
+                else:
+                    names = [c for c in have[0]["by_d"][d]["results"] if c not in NOT_BASELINES]
+                    per = {c: [st["by_d"][d]["results"][c][s][k]["mean"] for st in have] for c in names}
+                    b = max(names, key=lambda c: sum(per[c]) / len(per[c]))
+                    ht = [st["by_d"][d]["results"]["hyper-trained"][s][k]["mean"] for st in have]
+                    a, diff = describe(ht), paired(ht, per[b])
+                    cells.append(f"{fmt(a, 100)} ({100 * diff['mean']:+.1f} ± {100 * diff['std']:.1f})")
+                    mean = a["mean"]
+                if mean > best.get((d, s), ("", -1.0))[1]:
+                    best[(d, s)] = (label, mean)
+            md.append(f"| `{label}` | {len(group)} | {group[0]['epochs']} | " + " | ".join(cells) + " |")
         md += ["", "Highest hyper-trained " + k + ": " + "; ".join(
             f"d={d} {s}: `{best[(d, s)][0]}` ({100 * best[(d, s)][1]:.1f})" for d, s in cols if (d, s) in best) + ".", ""]
     return md
@@ -293,7 +323,8 @@ def replicated_claims(studies: list[dict], rel) -> list[str]:
 
 
 def write_report(results: Path, studies: list[dict], out: Path) -> Path:
-    md = ["# Hyper-Learning, honestly measured", "",
+    sources = sorted({st["key"]["eval_source"] for st in studies})
+    md = ["# Hyper-Learning, honestly measured", "", f"Meta-eval set: {', '.join(sources)}.", "",
           "Every phenotype or network is deployed at its own learning rate, chosen on meta-train classes only "
           "(never meta-test or meta-eval). Numbers are accuracy % after all d tasks, mean ± std over deployment "
           "sequences; paired differences use the same sequences for every contender. Baselines: random phenotypes "
@@ -302,7 +333,7 @@ def write_report(results: Path, studies: list[dict], out: Path) -> Path:
           "(hyper-training whose synaptic steps see the stream's classes in random order).", ""]
     rel = lambda p: Path(p).relative_to(out.parent) if Path(p).is_relative_to(out.parent) else Path(p)  # noqa: E731
     md += replicated_claims(studies, rel)
-    if len(studies) > 1:
+    if len(_groups(studies)) > 1:
         md += ["## All runs", "", *overview(studies, lambda st: str(rel(st["run"]))), ""]
     for st in studies:
         run = Path(st["run"])

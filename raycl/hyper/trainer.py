@@ -36,7 +36,8 @@ def meta_train_pool(cfg: HyperConfig):
 
 
 def steps_per_epoch(cfg: HyperConfig) -> int:
-    return cfg.h_cl * cfg.k
+    """Hyper-steps (φ updates) per outer epoch: one per synaptic step, or one per task."""
+    return cfg.h_cl if cfg.phi_grad == "through-task" else cfg.h_cl * cfg.k
 
 
 def checkpoint_dict(cfg: HyperConfig, epoch: int, step: int, theta0, phi0, server: dict, models: list[dict],
@@ -52,7 +53,7 @@ def fresh_checkpoint(cfg: HyperConfig, theta0, phi0) -> dict:
     """The state of a run before its first step, in checkpoint form."""
     models = [model_snapshot(SynapseState(m, theta0, model_generator(cfg.seed, m)), None)
               for m in range(cfg.population)]
-    return checkpoint_dict(cfg, 0, 0, theta0, phi0, PhenotypeOptimizer(phi0, cfg).state_dict(), models, [])
+    return checkpoint_dict(cfg, 0, 0, theta0, phi0, PhenotypeOptimizer(phi0, cfg, theta0).state_dict(), models, [])
 
 
 class PopulationTrainer:
@@ -204,7 +205,7 @@ class ReferenceTrainer(PopulationTrainer):
     def __init__(self, cfg: HyperConfig, out: str | Path | None = None, pool=None):
         super().__init__(cfg, out, pool)
         self.states = [SynapseState(m, self.theta0, model_generator(cfg.seed, m)) for m in range(cfg.population)]
-        self.server = PhenotypeOptimizer(self.phi0, cfg)
+        self.server = PhenotypeOptimizer(self.phi0, cfg, self.theta0)
         self._progress: list[ModelProgress] = []
         self._phenotype = PhenotypeProgress()
 
@@ -215,8 +216,9 @@ class ReferenceTrainer(PopulationTrainer):
     def run_epoch(self) -> list[dict]:
         cfg, t0 = self.cfg, time.perf_counter()
         if self.step == 0:
+            start = self.server.theta0 or self.theta0  # the learned θ0, when it is learned
             for s in self.states:
-                begin_epoch(s, self.pool, cfg, self.theta0)
+                begin_epoch(s, self.pool, cfg, start)
             self._progress = [ModelProgress() for _ in self.states]
             self._phenotype = PhenotypeProgress()
         for step in range(self.step, self.n_steps):
@@ -227,7 +229,7 @@ class ReferenceTrainer(PopulationTrainer):
                 t = time.perf_counter()
                 results.append(advance(self.model, cfg, s, phi, step))
                 p.add(results[-1], time.perf_counter() - t)
-            norm = self.server.step([r.grad_phi for r in results])
+            norm = self.server.step([r.grad_phi for r in results], [r.grad_theta0 for r in results])
             wall = time.perf_counter() - t_step
             self._phenotype.add(norm, wall, wall)  # one process: the whole step is compute
             self.step = step + 1

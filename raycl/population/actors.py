@@ -81,22 +81,26 @@ class SynapseWorker:
             self.state.window = [({n: t.to(self.device) for n, t in th.items()}, (x.to(self.device), y))
                                  for th, (x, y) in self.state.window]
 
-    def begin_epoch(self, epoch: int) -> None:
+    def begin_epoch(self, epoch: int, theta0=None) -> None:
+        """Reset θ (to the server's learned θ0 when one is passed) and draw the epoch's stream."""
         _check((self.at, self.begun), ((epoch, 0), False), f"worker {self.index}")
-        begin_epoch(self.state, self.pool, self.cfg, self.theta0)
+        start = {n: t.to(self.device) for n, t in theta0.items()} if theta0 is not None else self.theta0
+        begin_epoch(self.state, self.pool, self.cfg, start)
         self.state.stream = stream_to(self.state.stream, self.device)
         self.progress = ModelProgress()
         self.begun = True
 
     def advance(self, phi, epoch: int, step: int):
-        """One synaptic step and this model's φ gradient; returns (gradient, compute seconds)."""
+        """One hyper-step and this model's gradients; returns ({"phi": ∇φ, "theta0": ∇θ0 or None},
+        compute seconds)."""
         _check((self.at, self.begun), ((epoch, step), True), f"worker {self.index}")
         if self.fault == (self.index, epoch, step):
             os._exit(1)
         t = time.perf_counter()
         phi = {n: p.to(self.device) for n, p in phi.items()}
         r = advance(self.model, self.cfg, self.state, phi, step)
-        grad = {n: g.cpu() for n, g in r.grad_phi.items()}
+        grad = {"phi": {n: g.cpu() for n, g in r.grad_phi.items()},
+                "theta0": {n: g.cpu() for n, g in r.grad_theta0.items()} if r.grad_theta0 is not None else None}
         seconds = time.perf_counter() - t
         self.progress.add(r, seconds)
         self.at = (epoch, step + 1)
@@ -121,7 +125,7 @@ class PhenotypeServer:
         torch.set_num_threads(1)
         self.cfg = HyperConfig.from_dict(cfg)
         self.theta0, self.phi0 = theta0, phi0
-        self.opt = PhenotypeOptimizer(phi0, self.cfg)
+        self.opt = PhenotypeOptimizer(phi0, self.cfg, theta0)
         self.run_path = run_path
         self.progress = PhenotypeProgress()
         self.at = None
@@ -138,6 +142,10 @@ class PhenotypeServer:
     def phi(self):
         return self.opt.phi
 
+    def theta0(self):
+        """The learned θ0 (None when θ0 is not learned)."""
+        return self.opt.theta0
+
     def begin(self, epoch: int, step: int) -> None:
         """Start the step clock: from here, wall time per step = time between φ publications."""
         _check(self.at, (epoch, step), "phenotype server")
@@ -151,7 +159,7 @@ class PhenotypeServer:
         """
         _check(self.at, (epoch, step), "phenotype server")
         t = time.perf_counter()
-        norm = self.opt.step([g for g, _ in results])
+        norm = self.opt.step([g["phi"] for g, _ in results], [g["theta0"] for g, _ in results])
         now = time.perf_counter()
         # the step's critical path: the slowest model, then the φ update
         compute = max(s for _, s in results) + (now - t)

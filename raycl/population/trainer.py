@@ -190,7 +190,11 @@ class RayTrainer(PopulationTrainer):
 
         e, s0, n, every = self.epoch, self.step, self.n_steps, self.cfg.checkpoint_steps
         t0 = time.perf_counter()
-        self._inflight = [w.begin_epoch.remote(e) for w in self.workers] if s0 == 0 else []
+        if s0 == 0:  # with a learned θ0 every model starts the epoch from the server's
+            theta0 = self.server.theta0.remote() if "theta0" in self.cfg.learn else None
+            self._inflight = [w.begin_epoch.remote(e, theta0) for w in self.workers]
+        else:
+            self._inflight = []
         self._inflight.append(self.server.begin.remote(e, s0))
         phi = self._phi_ref
         for step in range(s0, n):
