@@ -11,6 +11,7 @@ Ray's synchronisation: the same call chain with no compute.
     PYTHONPATH=. python bench/population.py                       # 0.4M and 10M, M = 1, 2
     PYTHONPATH=. python bench/population.py --sizes 4e5 --populations 1,2,4 --k 20
     PYTHONPATH=. python bench/population.py --gpus-per-model 0.5  # on a GPU box: M workers share a card
+    PYTHONPATH=. python bench/population.py --packed              # also the packed trainer (M models vmapped)
 """
 
 from __future__ import annotations
@@ -80,12 +81,15 @@ def main(argv=None) -> int:
     ap.add_argument("--image-size", type=int, default=28)
     ap.add_argument("--gpus-per-model", type=float, default=1.0)
     ap.add_argument("--skip-reference", action="store_true", help="Ray only (no speed-up)")
+    ap.add_argument("--packed", action="store_true",
+                    help="also time the packed trainer (the M models stacked in one process, on the GPU when there "
+                         "is one) and its speed-up over the reference")
     args = ap.parse_args(argv)
 
     import ray
 
     from raycl.cluster import init_ray
-    from raycl.population import RayTrainer
+    from raycl.population import PackedTrainer, RayTrainer
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -105,6 +109,13 @@ def main(argv=None) -> int:
                 row["phenotype_params"] = sum(t.numel() for t in ref.phi0.values())
                 ref.train(progress=False)
                 row["reference"] = steady(ref.last_trace)
+            if args.packed:
+                pk = PackedTrainer(cfg, pool=pool)
+                row["packed_device"] = str(pk.device)
+                pk.train(progress=False)
+                row["packed"] = steady(pk.last_trace)
+                if "reference" in row:
+                    row["packed_speedup"] = row["reference"]["step_ms"] / row["packed"]["step_ms"]
             row["ray_chain_floor_ms"] = chain_floor_ms(m)
             rt = RayTrainer(cfg, pool=pool, gpus_per_model=args.gpus_per_model)
             t = time.perf_counter()

@@ -3,6 +3,7 @@ stays on this machine (loopback listeners, token authentication enforced)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -89,15 +90,49 @@ def _enforce_token_auth() -> None:
                          "not taken up); report this with your Ray version")
 
 
-def _start_local(ray, num_cpus, num_gpus, kwargs):
-    """ray.init for a new local instance whose listeners are all on the loopback interface."""
-    # Ray 2.60 replaces a loopback _node_ip_address by the machine's own address (so that other
-    # nodes could join) unless ray_constants.ENABLE_RAY_CLUSTER is False, as on macOS/Windows,
-    # where the node stays on 127.0.0.1. The node address decides where the GCS, raylet,
-    # workers, agents and the Prometheus endpoints listen: 127.0.0.1 keeps them all on loopback.
-    # Only the address resolution inside this ray.init reads the flag.
+@contextlib.contextmanager
+def _loopback_stays_loopback():
+    """Ray 2.60 replaces a loopback address (a new node's _node_ip_address, or the host of the
+    address ray.init connects to) by the machine's own address, so that other nodes could
+    join, unless ray_constants.ENABLE_RAY_CLUSTER is False, as on macOS/Windows, where it stays
+    127.0.0.1. Only the address resolution inside ray.init reads the flag."""
     import ray._private.ray_constants as ray_constants
 
+    had = hasattr(ray_constants, "ENABLE_RAY_CLUSTER")
+    old = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if had:
+            ray_constants.ENABLE_RAY_CLUSTER = old
+        else:
+            del ray_constants.ENABLE_RAY_CLUSTER
+
+
+def _is_loopback(address: str) -> bool:
+    """host:port (or a bare host) on the loopback interface; False for ray:// and anything unparsable."""
+    import ipaddress
+
+    if "://" in address:
+        return False
+    host = address
+    if host.startswith("["):  # [::1]:6379
+        host = host[1:host.find("]")]
+    elif host.count(":") == 1:  # 127.0.0.1:6379 (more colons: a bare IPv6 address)
+        host = host.split(":")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _start_local(ray, num_cpus, num_gpus, kwargs):
+    """ray.init for a new local instance whose listeners are all on the loopback interface."""
+    # The node address decides where the GCS, raylet, workers, agents and the Prometheus
+    # endpoints listen: 127.0.0.1 (kept by _loopback_stays_loopback) keeps them all on loopback.
     # Ray starts workers at nice 15: on a machine that also runs anything else (a second
     # experiment, the driver's own work) raycl's tasks would then get a fraction of a core.
     os.environ.setdefault("RAY_worker_niceness", "0")
@@ -105,10 +140,7 @@ def _start_local(ray, num_cpus, num_gpus, kwargs):
     if "RAY_enable_metrics_collection" not in os.environ:
         # no Prometheus exporter in the dashboard agent (nothing here reads Ray's metrics)
         system_config.setdefault("enable_metrics_collection", False)
-    had = hasattr(ray_constants, "ENABLE_RAY_CLUSTER")
-    old = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
+    with _loopback_stays_loopback():
         return ray.init(
             address="local",
             _node_ip_address="127.0.0.1",
@@ -118,11 +150,6 @@ def _start_local(ray, num_cpus, num_gpus, kwargs):
             _system_config=system_config,
             **kwargs,
         )
-    finally:
-        if had:
-            ray_constants.ENABLE_RAY_CLUSTER = old
-        else:
-            del ray_constants.ENABLE_RAY_CLUSTER
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None, **kwargs):
@@ -141,6 +168,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     kwargs.setdefault("log_to_driver", True)
     kwargs.setdefault("configure_logging", True)
     if address not in LOCAL_ADDRESSES:
+        if _is_loopback(address):
+            # a cluster whose nodes listen on 127.0.0.1 only (several nodes on one machine):
+            # connect there, not to the machine's own address, where nothing listens
+            with _loopback_stays_loopback():
+                return ray.init(address=address, **kwargs)
         return ray.init(address=address, **kwargs)
     # "local": never attach to whatever /tmp/ray/ray_current_cluster names (on a shared machine,
     # another user's `ray start`, or a dead cluster)

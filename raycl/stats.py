@@ -56,11 +56,11 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict:
     return out
 
 
-def fmt(d: dict, scale: float = 1.0, digits: int = 1) -> str:
-    """'mean ± std' (std shown as '-' when undefined)."""
+def fmt(d: dict, scale: float = 1.0, digits: int = 1, sign: bool = False) -> str:
+    """'mean ± std' (std shown as '-' when undefined); sign=True writes '+' on a difference."""
     std = d.get("std", math.nan)
     spread = "-" if std is None or not math.isfinite(std) else f"{std * scale:.{digits}f}"
-    return f"{d['mean'] * scale:.{digits}f} ± {spread}"
+    return f"{d['mean'] * scale:{'+' if sign else ''}.{digits}f} ± {spread}"
 
 
 def what(unit: str, n: int) -> str:

@@ -134,7 +134,7 @@ def test_matched_rates_report_each_metric_at_its_own_rate():
 
     calls = []
 
-    def fake(c, stream, cfg, lr, seed):
+    def fake(c, stream, cfg, lr, seed, rule="linear"):
         calls.append(lr)
         return [{"task": 1, "memory": lr, "generalization": -lr, "last_task": lr}]
 

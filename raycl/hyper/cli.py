@@ -61,8 +61,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
-    p.add_argument("--backend", default="reference", choices=["reference", "ray"],
-                   help="reference: one process; ray: one actor per model and a parameter server")
+    p.add_argument("--backend", default="reference", choices=["reference", "ray", "packed"],
+                   help="reference: one process; ray: one actor per model and a parameter server; packed: the M "
+                        "models stacked in one process (on the GPU when there is one), their steps vmapped together")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1: small models)")
     p.add_argument("--gpus-per-model", type=float, default=1.0,
                    help="ray backend: GPU share of each synapse worker when the cluster has GPUs "
@@ -132,6 +133,8 @@ def cmd_hyper_train(args) -> int:
         from raycl.population.trainer import RayTrainer as Trainer
 
         options = {"gpus_per_model": args.gpus_per_model, "max_restarts": args.max_restarts, "threads": args.threads}
+    elif args.backend == "packed":
+        from raycl.population.packed import PackedTrainer as Trainer
     else:
         Trainer = ReferenceTrainer
     resume_or_overwrite(args)
@@ -145,6 +148,10 @@ def cmd_hyper_train(args) -> int:
         cfg = resume_config(ckpt, overrides, args.out)
     else:
         cfg = _config(args)
+    if args.backend == "packed":  # refused before --overwrite deletes anything
+        from raycl.population.packed import check_packable
+
+        check_packable(cfg)
     pool = meta_train_pool(cfg)
     with claim_run(args.out, resume=args.resume, overwrite=args.overwrite, command="raycl hyper-train",
                    marker=CHECKPOINT):

@@ -61,7 +61,7 @@ def ladder_markdown(rungs: list[dict], d: int) -> list[str]:
                 verdict = "-" if diff["ahead_by_2std"] is None else ("yes" if diff["ahead_by_2std"] else "no")
                 md.append(f"| `{Path(r['run']).name}` | {r['i']}, {r['h_cl']}, {r['h_h']} | {s} | "
                           f"{fmt(e['hyper-trained'], 100)} | {e['best']}: {fmt(e['baseline'], 100)} | "
-                          f"{fmt(diff, 100):s} | {p} | {verdict} |")
+                          f"{fmt(diff, 100, sign=True)} | {p} | {verdict} |")
         md.append("")
     return md
 

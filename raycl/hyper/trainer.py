@@ -91,6 +91,15 @@ class PopulationTrainer:
     def _load(self, ckpt: dict) -> None:
         raise NotImplementedError
 
+    def _begin_epoch_in_process(self) -> None:
+        """Epoch start of the in-process backends (reference, packed): every model's synapses
+        from θ0 (the learned θ0, when it is learned) and fresh progress trackers."""
+        start = self.server.theta0 or self.theta0
+        for s in self.states:
+            begin_epoch(s, self.pool, self.cfg, start)
+        self._progress = [ModelProgress() for _ in self.states]
+        self._phenotype = PhenotypeProgress()
+
     def _write_checkpoint(self) -> None:
         torch_save(self.run.path / CHECKPOINT, self.checkpoint())
 
@@ -216,11 +225,7 @@ class ReferenceTrainer(PopulationTrainer):
     def run_epoch(self) -> list[dict]:
         cfg, t0 = self.cfg, time.perf_counter()
         if self.step == 0:
-            start = self.server.theta0 or self.theta0  # the learned θ0, when it is learned
-            for s in self.states:
-                begin_epoch(s, self.pool, cfg, start)
-            self._progress = [ModelProgress() for _ in self.states]
-            self._phenotype = PhenotypeProgress()
+            self._begin_epoch_in_process()
         for step in range(self.step, self.n_steps):
             t_step = time.perf_counter()
             phi = self.server.phi

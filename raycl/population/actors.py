@@ -68,7 +68,7 @@ class SynapseWorker:
         import ray
 
         return {"index": self.index, "pid": os.getpid(), "device": str(self.device),
-                "node": ray.get_runtime_context().get_node_id()}
+                "node": ray.get_runtime_context().get_node_id(), "gpus": ray.get_gpu_ids()}
 
     def load(self, ckpt: dict) -> None:
         """Take this model's state from a checkpoint (in the object store, shared by all workers)."""
@@ -132,7 +132,9 @@ class PhenotypeServer:
         self.clock = time.perf_counter()
 
     def ready(self) -> dict:
-        return {"pid": os.getpid()}
+        import ray
+
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
     def load(self, ckpt: dict) -> None:
         self.opt.load_state_dict(ckpt["server"])

@@ -78,8 +78,9 @@ class RayTrainer(PopulationTrainer):
         cfg = self.cfg.to_dict()
         # held for the actors' lifetime: Ray re-runs a restarted actor's constructor with them
         self._ctor_refs = pool, theta0, phi0 = ray.put(self.pool), ray.put(self.theta0), ray.put(self.phi0)
+        self._gpus_each = o["gpus_per_model"] if has_gpus else 0
         worker_cls = ray.remote(SynapseWorker).options(
-            num_cpus=o["cpus_per_model"], num_gpus=o["gpus_per_model"] if has_gpus else 0,
+            num_cpus=o["cpus_per_model"], num_gpus=self._gpus_each,
             max_restarts=o["max_restarts"], max_task_retries=0)
         self.workers = [worker_cls.remote(cfg, m, pool, theta0, o["threads"], self.fault)
                         for m in range(self.cfg.population)]
@@ -255,9 +256,18 @@ class RayTrainer(PopulationTrainer):
                         raise RayclError("an actor died for good (its restarts are used up); "
                                          "resume the run with --resume") from None
                 if time.monotonic() > deadline:
-                    raise RayclError(f"restarted actors did not come back within {timeout_s:.0f} s; "
+                    raise RayclError(f"restarted actors did not come back within {timeout_s:.0f} s{self._shortfall()}; "
                                      "resume the run with --resume")
                 time.sleep(0.2)
+
+    def _shortfall(self) -> str:
+        """Why restarted workers may wait for ever: the cluster (a node died?) can no longer hold them."""
+        import ray
+
+        have, m = ray.cluster_resources(), self.cfg.population
+        need = {"CPU": m * self.options["cpus_per_model"], "GPU": m * self._gpus_each}
+        short = [f"{need[k]:g} {k}, the cluster has {have.get(k, 0):g}" for k in need if need[k] > have.get(k, 0)]
+        return f" (the population needs {'; '.join(short)}: a node left?)" if short else ""
 
 
 def _dead_for_good(actor) -> bool:
