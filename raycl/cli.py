@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    from raycl.host import keep_heap
+
+    keep_heap()  # the command's own computing (in-process backends, the driver)
     previous = None
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

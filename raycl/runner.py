@@ -15,6 +15,9 @@ from typing import Any, Callable
 def _call(fn: Callable, threads: int, args: tuple, kwargs: dict) -> Any:
     import torch
 
+    from raycl.host import keep_heap
+
+    keep_heap()
     torch.set_num_threads(max(1, threads))
     return fn(*args, **kwargs)
 

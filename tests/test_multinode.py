@@ -214,8 +214,8 @@ class KillsANode(Where):
     placed: list = []
     added = None
 
-    def _restore_point(self, write):
-        super()._restore_point(write)
+    def _restore_point(self, write, after=None):
+        super()._restore_point(write, after)
         if (self.epoch, self.step) == KILL_AT and not self.placed:
             ray.get(self._restore_points[-1])
             self.placed = ray.get([w.ready.remote() for w in self.workers])

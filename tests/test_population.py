@@ -140,11 +140,41 @@ def test_an_error_the_user_can_fix_comes_back_as_itself(cluster):
     def nan_gradient():
         raise RayclError("the phenotype gradient is not finite (NaN/inf); lower lr_synapses or lr_phenotype")
 
-    with pytest.raises(Exception) as info:
-        ray.get(nan_gradient.remote())
-    assert not _recoverable(info.value)
-    err = _user_error(info.value)
-    assert type(err) is RayclError and str(err).startswith("the phenotype gradient is not finite")
+    @ray.remote(num_cpus=0)
+    def server_step():  # the phenotype server gathers the workers' results itself
+        return ray.get(nan_gradient.remote())
+
+    for call in (nan_gradient, server_step):
+        with pytest.raises(Exception) as info:
+            ray.get(call.remote())
+        assert not _recoverable(info.value)
+        err = _user_error(info.value)
+        assert type(err) is RayclError and str(err).startswith("the phenotype gradient is not finite")
+
+
+def test_phi_travels_packed_and_arrives_exactly():
+    from raycl.hyper.models import build_model
+    from raycl.population.actors import FlatParams
+
+    phi = build_model(preset("tiny"))[2]
+    wire = FlatParams(phi)
+    flat = wire.pack(phi)
+    assert flat.ndim == 1 and flat.size == sum(p.numel() for p in phi.values())
+    flat.setflags(write=False)  # as Ray hands it over from the object store
+    back = wire.unpack(flat)
+    assert list(back) == list(phi)
+    for n in phi:
+        assert back[n].shape == phi[n].shape and back[n].dtype == phi[n].dtype and torch.equal(back[n], phi[n])
+
+
+def test_workers_keep_their_heap_on_glibc():
+    import platform
+
+    from raycl.host import keep_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the allocator setting is glibc's")
+    assert keep_heap() is True and keep_heap() is True  # set once, answered again
 
 
 def test_unrolled_phenotype_gradient_matches_reference_across_a_mid_epoch_resume(cluster, pool, tmp_path):

@@ -1,11 +1,12 @@
 """`RayTrainer`: the population on Ray, with the reference trainer's interface and numbers.
 
-One `SynapseWorker` actor per model, one `PhenotypeServer` actor for φ. An epoch is
-submitted as a whole, without waiting on any step: worker m's step t takes φ_t's ObjectRef,
-returns its gradient's ObjectRef, and the server's step t takes the M gradient refs and
-returns φ_{t+1}'s ref. Ray runs each actor's calls in the order they were submitted and
-starts each as soon as its inputs exist, so the driver only waits (`ray.get`) at the end of
-an epoch. Restore points (checkpoints kept in the object store, and written to disk by the
+One `SynapseWorker` actor per model, one `PhenotypeServer` actor for φ. The server drives
+the steps: at step t it sends φ_t to the M workers, gathers their gradients and steps φ
+(`PhenotypeServer.run`), so each step's two hops go server → worker → server and never
+through the driver. The driver submits an epoch as a whole, one `run` call per stretch
+between restore points, and waits (`ray.get`) only at the end of the epoch; Ray runs each
+actor's calls in the order one caller submitted them and starts each once its inputs exist,
+and the inputs order the driver's calls after the server's steps. Restore points (checkpoints kept in the object store, and written to disk by the
 server when due) are taken at every epoch boundary and every `checkpoint_steps` steps; when
 an actor dies, Ray restarts it and the driver rolls every actor back to the last restore
 point that completed, then carries on. The algorithm is deterministic given the
@@ -14,6 +15,7 @@ checkpoint, so the result is the uninterrupted run's.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -26,25 +28,33 @@ from raycl.population.actors import PhenotypeServer, StalePosition, SynapseWorke
 KEEP_RESTORE_POINTS = 4
 
 
+def _causes(err: BaseException | None):
+    """The error and what caused it, outermost first (a worker's error reaches the driver
+    wrapped in the server's)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = getattr(err, "cause", None) or err.__cause__
+
+
 def _recoverable(err: BaseException) -> bool:
     """An actor or its objects were lost (or a restarted actor refused a call): roll back."""
     from ray import exceptions as rex
 
     lost = (rex.RayActorError, rex.WorkerCrashedError, rex.ObjectLostError, rex.NodeDiedError,
             rex.LocalRayletDiedError, StalePosition)
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, lost):
-            return True
-        err = getattr(err, "cause", None) or err.__cause__
-    return False
+    return any(isinstance(e, lost) for e in _causes(err))
 
 
 def _user_error(err: BaseException) -> BaseException:
     """A RayclError raised inside an actor (a NaN gradient, say) reaches the user as itself."""
-    cause = getattr(err, "cause", None)
-    return RayclError(str(cause)) if isinstance(cause, RayclError) else err
+    from ray import exceptions as rex
+
+    for e in _causes(err):
+        if isinstance(e, RayclError) and not isinstance(e, rex.RayTaskError):
+            return RayclError(str(e))
+    return err
 
 
 class RayTrainer(PopulationTrainer):
@@ -62,7 +72,6 @@ class RayTrainer(PopulationTrainer):
         self._state = fresh_checkpoint(cfg, self.theta0, self.phi0)  # where the actors start from
         self._restore_points: list = []  # ObjectRefs of checkpoints, oldest first
         self._inflight: list = []  # this attempt's refs, to let them settle before a rollback
-        self._phi_ref = None
         self._ctor_refs: tuple = ()
 
     # --- actors -----------------------------------------------------------------------------
@@ -99,7 +108,6 @@ class RayTrainer(PopulationTrainer):
 
         ray.get([self.server.load.remote(ckpt_ref)] + [w.load.remote(ckpt_ref) for w in self.workers])
         self._last_pushed = ckpt_ref
-        self._phi_ref = self.server.phi.remote()
 
     def _stop(self, completed: bool) -> None:
         """Keep the final state here (the last epoch boundary's checkpoint, written to disk when
@@ -124,15 +132,16 @@ class RayTrainer(PopulationTrainer):
         return ray.get(self.server.phi.remote()) if self.server is not None else self._state["server"]["phi"]
 
     # --- checkpoints --------------------------------------------------------------------------
-    def _snapshot_async(self, write: bool):
-        """Submit a checkpoint at the current (epoch, step); returns its ObjectRef."""
+    def _snapshot_async(self, write: bool, after=None):
+        """Submit a checkpoint at the current (epoch, step), after the `after` ref when given;
+        returns its ObjectRef."""
         e, s = self.epoch, self.step
-        snaps = [w.snapshot.remote(e, s) for w in self.workers]
+        snaps = [w.snapshot.remote(e, s, after) for w in self.workers]
         meta = {"epoch": e, "step": s, "history": list(self.history), "provenance": self.provenance}
         return self.server.checkpoint.remote(meta, write and self.run is not None, *snaps)
 
-    def _restore_point(self, write: bool) -> None:
-        ref = self._snapshot_async(write)
+    def _restore_point(self, write: bool, after=None) -> None:
+        ref = self._snapshot_async(write, after)
         self._restore_points = (self._restore_points + [ref])[-KEEP_RESTORE_POINTS:]
         self._inflight.append(ref)
 
@@ -162,13 +171,23 @@ class RayTrainer(PopulationTrainer):
 
     # --- the outer loop -------------------------------------------------------------------------
     def train(self, epochs: int | None = None, progress: bool = True) -> list[dict]:
-        """Start the actors from the current state, train, keep the final state, stop them."""
+        """Start the actors from the current state, train, keep the final state, stop them
+        (inside `with trainer.started():` they stay up between calls)."""
+        with self.started():
+            return super().train(epochs, progress)
+
+    @contextlib.contextmanager
+    def started(self):
+        """The actors up for the block (started here unless they already are), then stopped,
+        keeping the final state; a bench that takes turns with other trainers holds them so."""
+        if self.server is not None:
+            yield self
+            return
         self._start()
         completed = False
         try:
-            history = super().train(epochs, progress)
+            yield self
             completed = True
-            return history
         finally:
             self._stop(completed)
 
@@ -193,23 +212,25 @@ class RayTrainer(PopulationTrainer):
         t0 = time.perf_counter()
         if s0 == 0:  # with a learned θ0 every model starts the epoch from the server's
             theta0 = self.server.theta0.remote() if "theta0" in self.cfg.learn else None
-            self._inflight = [w.begin_epoch.remote(e, theta0) for w in self.workers]
+            after = [w.begin_epoch.remote(e, theta0) for w in self.workers]
         else:
-            self._inflight = []
-        self._inflight.append(self.server.begin.remote(e, s0))
-        phi = self._phi_ref
-        for step in range(s0, n):
-            grads = [w.advance.remote(phi, e, step) for w in self.workers]
-            phi = self.server.step.remote(e, step, *grads)
+            after = []
+        self._inflight = [*after, self.server.begin.remote(e, s0)]
+        # one server.run per stretch between restore points (every checkpoint_steps steps)
+        stops = [t for t in range(s0 + 1, n) if every and t % every == 0] + [n]
+        start = s0
+        for stop in stops:
+            phi = self.server.run.remote(e, start, stop, self.workers, *after)
             self._inflight.append(phi)
-            if every and (step + 1) % every == 0 and step + 1 < n:
-                self.step = step + 1
-                self._restore_point(write=True)
+            if stop < n:  # the workers' snapshots wait for the stretch; the next run waits for them
+                self.step = stop
+                self._restore_point(write=True, after=phi)
+            start, after = stop, []
         reports = [w.end_epoch.remote(phi, e) for w in self.workers]
         phenotype = self.server.end_epoch.remote(e)
         self._inflight += [*reports, phenotype]
         *reports, phenotype = ray.get([*reports, phenotype])
-        self._inflight, self._phi_ref = [], phi
+        self._inflight = []
         self.epoch, self.step = e + 1, 0
         phenotype = PhenotypeProgress.from_state(phenotype)
         self.set_trace(reports, phenotype)
