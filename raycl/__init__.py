@@ -9,3 +9,21 @@ __version__ = "0.1.0"
 
 class RayclError(Exception):
     """An error a user can fix; the CLI prints its message without a traceback."""
+
+
+def lazy_exports(package: str, exports: dict[str, str]):
+    """A package's `__getattr__` and `__dir__` that import each name from its module on first
+    use, so that `raycl --help` does not import torch (PEP 562)."""
+    import importlib
+
+    def __getattr__(name: str):
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(exports[name]), name)
+        setattr(importlib.import_module(package), name, value)
+        return value
+
+    def __dir__():
+        return sorted(exports)
+
+    return __getattr__, __dir__

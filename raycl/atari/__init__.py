@@ -6,6 +6,11 @@ lives apart in `parallel` (parameter actor + worker actors: asynchronous A3C) an
 experiment in `incremental` (train each game, fold it into Self-Net, replay every game).
 """
 
-from raycl.atari.net import ActorCritic
+from raycl import lazy_exports
 
-__all__ = ["ActorCritic"]
+# imported on first use (raycl --help stays free of torch)
+_EXPORTS = {
+    "ActorCritic": "raycl.atari.net",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -9,7 +9,7 @@ from raycl import RayclError
 
 def register(subparsers) -> None:
     from raycl.atari.env import GAMES
-    from raycl.atari.incremental import PRESETS
+    from raycl.atari.presets import PRESETS
 
     p = subparsers.add_parser(
         "atari",

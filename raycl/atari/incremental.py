@@ -19,6 +19,7 @@ import torch
 from raycl import RayclError
 from raycl.atari.a3c import A3CConfig
 from raycl.atari.env import GAMES, check_games, provenance
+from raycl.atari.presets import PRESETS
 from raycl.runio import RunDir, read_parquet, torch_load, torch_save, write_parquet
 from raycl.stats import describe, fmt, what
 
@@ -55,14 +56,6 @@ class AtariConfig:
         return d
 
 
-# small: CPU in minutes (short training; the AE has no hidden layer and a higher lr so each
-# fold takes tens of full-batch updates). cluster: the dissertation's settings.
-PRESETS = {
-    "small": dict(frames=2_000, workers=2, episodes=3, eval_max_steps=200, ae_hidden=(), ae_lr=5e-3,
-                  ae_max_iters=2_000, checkpoint_every=10_000),
-    "cluster": dict(frames=40_000_000, workers=20, episodes=80, eval_max_steps=None, ae_hidden=(2000,),
-                    ae_lr=1e-4, ae_max_iters=50_000, checkpoint_every=1_000_000),
-}
 
 
 def preset(name: str, **overrides) -> AtariConfig:

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from raycl import RayclError
 
+# the learning rates deployment tries for every contender (chosen on meta-train)
+DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+
 
 PHI_GRADS = ("first-order", "through-update", "through-task")
 LEARN = ("phenotype", "phenotype+theta0", "theta0")

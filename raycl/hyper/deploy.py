@@ -8,9 +8,9 @@ import torch
 from torch.func import functional_call
 
 from raycl.hyper.algorithm import Params, synaptic_step
+from raycl.hyper.config import DEFAULT_LRS  # noqa: F401 - the deployment rate grid, kept with the defaults
 from raycl.hyper.stream import HyperStream, sample_stream
 
-DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 
 
 @torch.no_grad()

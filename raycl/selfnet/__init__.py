@@ -7,7 +7,15 @@ and Algorithm 1), `streams` (continual task streams), `train` (one training loop
 Ray plumbing lives apart in `parallel` (task networks trained as Ray tasks).
 """
 
-from raycl.selfnet.ae import ContractiveAE, cosine
-from raycl.selfnet.store import NetMeta, SelfNet, fit_ae
+from raycl import lazy_exports
 
-__all__ = ["ContractiveAE", "NetMeta", "SelfNet", "cosine", "fit_ae"]
+# imported on first use (raycl --help stays free of torch)
+_EXPORTS = {
+    "ContractiveAE": "raycl.selfnet.ae",
+    "cosine": "raycl.selfnet.ae",
+    "NetMeta": "raycl.selfnet.store",
+    "SelfNet": "raycl.selfnet.store",
+    "fit_ae": "raycl.selfnet.store",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -24,7 +24,7 @@ def _ints(s: str) -> tuple[int, ...]:
 
 
 def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) -> None:
-    from raycl.selfnet.streams import STREAMS
+    from raycl.selfnet.names import STREAMS
 
     g = p.add_argument_group("data and stream")
     g.add_argument("--out", required=True, help="run folder: metrics.parquet, summary.json, tb/, PNGs")

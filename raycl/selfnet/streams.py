@@ -13,9 +13,8 @@ import torch
 
 from raycl import RayclError
 from raycl.data import ImageSet, to_common
+from raycl.selfnet.names import STREAM_ARCH, STREAMS  # noqa: F401 - re-exported
 
-STREAMS = ("permuted", "split", "pairs", "cifar10", "cifar100")
-STREAM_ARCH = {"permuted": "mnist", "split": "mnist", "pairs": "mnist", "cifar10": "cifar", "cifar100": "cifar"}
 
 
 @dataclass

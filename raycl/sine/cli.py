@@ -23,9 +23,7 @@ def _ints(s: str) -> list[int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from raycl.sine.experiment import VARIANTS
-    from raycl.sine.meta import OPTIMIZERS
-    from raycl.sine.tasks import FILTERS
+    from raycl.sine.names import FILTERS, OPTIMIZERS, VARIANTS
 
     p = sub.add_parser(
         "sine",

@@ -18,17 +18,9 @@ from raycl.runio import RunDir, save_figure, write_json, write_parquet
 from raycl.stats import describe, paired, what
 from raycl.sine import plots
 from raycl.sine.meta import SineConfig, SineLearner, deploy, meta_train
+from raycl.sine.names import VARIANTS  # noqa: F401 - re-exported
 from raycl.sine.tasks import sample_function, sample_stream, whole_function_grid
 
-# Fig 5.5's six models, in its order: (phenotype, sharing, plastic at deployment)
-VARIANTS = {
-    "meta_fixed": "net0: meta-learned, fixed",
-    "meta_plastic": "net1: meta-learned, plastic",
-    "random_fixed": "net2: random shared, fixed",
-    "random_plastic": "net3: random shared, plastic",
-    "random_unique_fixed": "net4: random unique, fixed",
-    "random_unique_plastic": "net5: random unique, plastic",
-}
 ROW_KEYS = ("phase", "run", "variant", "epoch", "function", "after_task", "total_loss", "memory_loss", "task_loss")
 
 

@@ -18,9 +18,9 @@ import torch
 from raycl import RayclError
 from raycl.dan import build_dan_regressor, load_into, snapshot, split_parameters
 from raycl.dan.fused import FusedDAN
+from raycl.sine.names import OPTIMIZERS
 from raycl.sine.tasks import sample_function, sample_stream, whole_function_grid
 
-OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-FILTERS = ("range", "literal")
+from raycl.sine.names import FILTERS
+
 _CHECK_GRID = np.linspace(-5.0, 5.0, 1001)
 
 

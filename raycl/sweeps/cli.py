@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from raycl.hyper.config import PRESETS
-from raycl.hyper.deploy import DEFAULT_LRS
+from raycl.hyper.config import DEFAULT_LRS, PRESETS
 
 
 def _common(p) -> None:
