@@ -76,6 +76,32 @@ def check_ranges(parser: argparse.ArgumentParser) -> None:
             action.type = _checked(action.type, action.dest, flag)
 
 
+class _Renamed(argparse.Action):
+    """An old spelling of a flag: still works for one release, says the new name."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kw):
+        super().__init__(option_strings, dest, **kw)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stderr.write(f"raycl: warning: {option_string} is now {self.new}; the old name goes in the next release\n")
+        setattr(namespace, self.dest, values)
+
+
+def renamed(group, old: str, new: str, dest: str, **kw) -> None:
+    """Keep `old` as a hidden alias of the flag `new` (same dest), with a deprecation message."""
+    group.add_argument(old, dest=dest, action=_Renamed, new=new, help=argparse.SUPPRESS, **kw)
+
+
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where there is none (no "(default: None)")."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error: the problem, then where to read about the flags."""
 

@@ -29,3 +29,49 @@ def test_building_the_parser_imports_neither_torch_nor_ray():
             "print(','.join(m for m in ('torch', 'ray', 'pandas', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_every_help_reads_cleanly():
+    import argparse
+
+    from raycl.cli import build_parser
+
+    def parsers(p):
+        yield p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    yield from parsers(sub)
+
+    seen = 0
+    for p in parsers(build_parser()):
+        text = p.format_help()
+        assert "(default: None)" not in text and "%%" not in text, p.prog
+        seen += 1
+    assert seen > 20
+
+
+def test_every_flag_says_what_it_does():
+    import argparse
+
+    from raycl.cli import build_parser
+
+    def parsers(p):
+        yield p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    yield from parsers(sub)
+
+    silent = [(p.prog, a.option_strings[-1]) for p in parsers(build_parser()) for a in p._actions
+              if a.option_strings and not a.help and not isinstance(a, argparse._HelpAction)]
+    assert silent == []
+
+
+def test_an_old_flag_spelling_still_works_and_names_the_new_one(capsys):
+    from raycl.cli import build_parser
+
+    args = build_parser().parse_args(["selfnet", "continual", "--out", "x", "--ray-address", "127.0.0.1:6379"])
+    assert args.address == "127.0.0.1:6379"
+    assert "--ray-address is now --address" in capsys.readouterr().err
+    assert build_parser().parse_args(["selfnet", "continual", "--out", "x"]).address is None

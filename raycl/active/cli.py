@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from raycl.cliargs import DefaultsHelp
+
 SCENARIOS = {
     # name: (OOD fraction, classes removed from L0, oracle noise)
     "ood": (0.2, 0, 0.0),
@@ -26,14 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     asub = p.add_subparsers(dest="active_command", metavar="ACTION", required=True)
 
     r = asub.add_parser(
-        "run", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "run", formatter_class=DefaultsHelp,
         help="run query strategies x seeds on a scenario (seeds in parallel as Ray tasks)",
         description=(
             "Train on the labeled pool, query b samples with each strategy, let the oracle label them, repeat "
             "until the label budget is spent; every strategy and seed runs as its own Ray task. Writes "
-            "metrics.parquet (strategy, seed, stage, labeled %%, accuracy, OOD queries, selection seconds), "
+            "metrics.parquet (strategy, seed, stage, labeled %, accuracy, OOD queries, selection seconds), "
             "tb/ (TensorBoard), summary.json (mean ± sample std, ddof = 1, over seeds) and curves.png to --out. "
-            "Offline default: scikit-learn digits with 20%% 'shapes' out-of-distribution images in the pool."),
+            "Offline default: scikit-learn digits with 20% 'shapes' out-of-distribution images in the pool."),
         epilog=("strategies: random, uncertainty, weibull[:threshold=T|val,accept=F,rank=outlier|uncertainty|random,"
                 "balance=0|1,unknowns=0|1,order=highest|lowest,tail=F], coreset, "
                 "mc-dropout[:passes=N], dbal[:passes=N], ensemble[:members=N], vaal[:steps=N], "
@@ -47,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--strategies", nargs="+", default=None,
                    help="strategy specs (default for ood: random uncertainty weibull:threshold=val,balance=1,unknowns=1 "
                         "weibull:threshold=0.25 weibull; otherwise random uncertainty weibull)")
-    r.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
-    r.add_argument("--first-seed", type=int, default=0)
+    r.add_argument("--seeds", type=int, default=5, help="number of seeds (first-seed .. first-seed+N-1)")
+    r.add_argument("--first-seed", type=int, default=0, help="the first seed")
     d = r.add_argument_group("data")
     d.add_argument("--dataset", default="digits", help="in-distribution source (raycl data list)")
     d.add_argument("--ood", default="shapes", help="comma-separated out-of-distribution sources, e.g. svhn,kmnist")
@@ -81,9 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--min-steps", type=int, default=150,
                    help="at least this many updates per stage (tiny pools; early stopping waits for them)")
     t.add_argument("--batch-size", type=int, default=None, help="default 128 (vnn), 64 (dalbt)")
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--weight-decay", type=float, default=1e-5)
-    t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate of the classifier")
+    t.add_argument("--weight-decay", type=float, default=1e-5, help="weight decay of the classifier")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="optimizer of the classifier")
     t.add_argument("--eval-every", type=int, default=5, help="epochs between validation checks (model selection)")
     t.add_argument("--patience", type=int, default=25,
                    help="early stopping: end a stage's training after this many epochs without a better validation "
@@ -97,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_run)
 
     s = asub.add_parser(
-        "sampling-time", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "sampling-time", formatter_class=DefaultsHelp,
         help="time every query strategy on the same pool and model (Table 3.1)",
         description="Selection time per strategy on one pool and one trained model; prints one JSON line and "
                     "writes sampling_time.json (+ .parquet) to --out.")
@@ -115,8 +117,8 @@ def add_timing_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--repeats", type=int, default=2, help="timed repeats per strategy (median reported)")
     s.add_argument("--strategies", nargs="+", default=None, help="strategy specs (default: all ten)")
     s.add_argument("--train-steps", type=int, default=150, help="updates that train the timed model first")
-    s.add_argument("--device", default=None)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
 
 
 def loop_config(args):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-
 from raycl import RayclError
+from raycl.cliargs import DefaultsHelp
 
 
 def register(subparsers) -> None:
@@ -22,7 +21,7 @@ def register(subparsers) -> None:
             "(4 emulator frames). Writes scores.parquet, table.parquet, summary.json, scores.png, "
             "TensorBoard logs (tb/), nets/ (originals, for comparison) and store.pt (the Self-Net store)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="small",
                    help="small: CPU in minutes (2,000 frames a game, capped evaluation, AE without hidden layer); "
@@ -42,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-4, help="A3C shared Adam learning rate")
     p.add_argument("--minimal-actions", action="store_true",
                    help="each game's own action set instead of all 18 (networks then differ in size)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (networks, environments)")
     p.add_argument("--out", default="runs/atari", help="run folder (RUN_DIR)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (skips stored games, resumes checkpoints); the settings must be "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from raycl import RayclError
+from raycl.cliargs import renamed
 
 DEFAULT_BASELINES = "sgd,l2,online_l2,ewc,online_ewc,pc"
 
@@ -37,14 +38,14 @@ def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) 
                    help="permuted | split (1 positive vs 4 negative digits) | pairs | cifar10 (one class vs rest) "
                         "| cifar100 (tasks of 10 classes)")
     g.add_argument("--tasks", type=int, default=tasks, help="number of tasks in the stream")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="random seed (data order, initial weights)")
     t = p.add_argument_group("task networks")
     t.add_argument("--epochs", type=int, default=15, help="epochs for networks trained from scratch")
-    t.add_argument("--lr", type=float, default=0.02)
-    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--lr", type=float, default=0.02, help="SGD learning rate of networks trained from scratch")
+    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum of networks trained from scratch")
     t.add_argument("--tune-epochs", type=int, default=10, help="epochs for networks fine-tuned from the source")
-    t.add_argument("--tune-lr", type=float, default=0.01)
-    t.add_argument("--tune-momentum", type=float, default=0.5)
+    t.add_argument("--tune-lr", type=float, default=0.01, help="SGD learning rate of fine-tuned networks")
+    t.add_argument("--tune-momentum", type=float, default=0.5, help="SGD momentum of fine-tuned networks")
     t.add_argument("--anchor-lam", type=float, default=1e-3, help="λ of λ·MSE(θ*, θ) in fine-tuning (eq 2.5)")
     t.add_argument("--anchor-reduction", choices=("mean", "sum"), default="mean",
                    help="mean: the text's MSE; sum: the authors' code, Σ(θ − θ*)²")
@@ -53,7 +54,8 @@ def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) 
                         "network, or none (every network from its own random init)")
     t.add_argument("--workers", type=int, default=0,
                    help="train task networks as Ray tasks on this many CPUs (0: in this process)")
-    t.add_argument("--ray-address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS or local)")
+    t.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS or local)")
+    renamed(t, "--ray-address", "--address", dest="address")
 
 
 def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987,0.986", max_iters=3000,
@@ -63,7 +65,8 @@ def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987
     g.add_argument("--hidden", type=_ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
     g.add_argument("--decoder-hidden", type=_ints, default=decoder_hidden,
                    help="decoder hidden sizes between latent and output (default: --hidden mirrored), e.g. 32")
-    g.add_argument("--activation", default="elu", choices=("tanh", "sigmoid", "elu", "relu", "linear"))
+    g.add_argument("--activation", default="elu", choices=("tanh", "sigmoid", "elu", "relu", "linear"),
+                   help="the auto-encoder's activation")
     g.add_argument("--buffer", type=int, default=buffer, help="m: networks waiting before the AE is retrained")
     g.add_argument("--thresholds", type=_floats, default=_floats(thresholds),
                    help="cosine threshold per consolidation; the last repeats")
@@ -185,7 +188,7 @@ def _trainer(args):
     if args.workers > 0:
         from raycl.selfnet.parallel import RayTrainer
 
-        return RayTrainer(args.ray_address, num_cpus=args.workers)
+        return RayTrainer(args.address, num_cpus=args.workers)
     from raycl.selfnet.trainers import SerialTrainer
 
     return SerialTrainer()

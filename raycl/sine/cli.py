@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="net0 one phenotype, net1 one per layer, net2 one per DAN")
     p.add_argument("--n-channels", type=int, default=None, help="synaptic vector size = phenotype inputs (40)")
     p.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden DAN layer widths (40 40)")
-    p.add_argument("--phenotype-hidden", type=int, nargs="+", default=[15, 8])
+    p.add_argument("--phenotype-hidden", type=int, nargs="+", default=[15, 8], help="the phenotype MLP's hidden widths")
     p.add_argument("--no-skips", action="store_true", help="drop the j->j+2 skip synapses")
     p.add_argument("--lr-theta", type=float, default=1e-3, help="synapse learning rate α")
     p.add_argument("--deploy-lr-theta", type=float, default=None,
@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--filter", choices=FILTERS, default="range",
                    help="target filter: range keeps functions inside [-.8,.8] (the output range the text "
                         "states); literal applies the printed inequalities (y_min > -.8 discarded)")
-    p.add_argument("--subtasks", type=int, default=5)
+    p.add_argument("--subtasks", type=int, default=5, help="sub-tasks (x ranges) each target function is learned in")
     p.add_argument("--samples-per-task", type=int, default=None, help="batch-1 updates per sub-task (100)")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated deployment variants (default: all six of Fig 5.5)")
@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run the seeds / comparisons in this process, one after another (default: Ray tasks)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_sine)
 
 
