@@ -31,17 +31,19 @@ def test_building_the_parser_imports_neither_torch_nor_ray():
     assert out.stdout.strip() == ""
 
 
-def test_every_help_reads_cleanly():
+def parsers(p):
+    """The parser and every subparser below it."""
     import argparse
 
-    from raycl.cli import build_parser
+    yield p
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sub in a.choices.values():
+                yield from parsers(sub)
 
-    def parsers(p):
-        yield p
-        for a in p._actions:
-            if isinstance(a, argparse._SubParsersAction):
-                for sub in a.choices.values():
-                    yield from parsers(sub)
+
+def test_every_help_reads_cleanly():
+    from raycl.cli import build_parser
 
     seen = 0
     for p in parsers(build_parser()):
@@ -55,13 +57,6 @@ def test_every_flag_says_what_it_does():
     import argparse
 
     from raycl.cli import build_parser
-
-    def parsers(p):
-        yield p
-        for a in p._actions:
-            if isinstance(a, argparse._SubParsersAction):
-                for sub in a.choices.values():
-                    yield from parsers(sub)
 
     silent = [(p.prog, a.option_strings[-1]) for p in parsers(build_parser()) for a in p._actions
               if a.option_strings and not a.help and not isinstance(a, argparse._HelpAction)]
