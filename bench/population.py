@@ -36,6 +36,7 @@ from raycl.data import load  # noqa: E402
 from raycl.hyper.config import preset  # noqa: E402
 from raycl.hyper.stream import prepare_pool  # noqa: E402
 from raycl.hyper.trainer import ReferenceTrainer  # noqa: E402
+from raycl.stats import quartiles  # noqa: E402
 
 
 def steady(trace: dict) -> dict:
@@ -46,12 +47,6 @@ def steady(trace: dict) -> dict:
     return {"step_ms": 1e3 * mean(trace["wall_s"]), "compute_ms": 1e3 * mean(trace["compute_s"]),
             "sync_ms": 1e3 * mean(trace["sync_s"]),
             "model_compute_ms": [1e3 * mean(m) for m in trace["model_compute_s"]]}
-
-
-def spread(xs: list[float], digits: int = 3) -> dict:
-    """Median and quartiles over the measured epochs."""
-    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
-    return {"median": round(q[1], digits), "q1": round(q[0], digits), "q3": round(q[2], digits), "n": len(xs)}
 
 
 def measure(trainers: dict, epochs: int) -> dict:
@@ -79,10 +74,10 @@ def measure(trainers: dict, epochs: int) -> dict:
 
 def summary(epochs: list[dict]) -> dict:
     m = len(epochs[0]["model_compute_ms"])
-    return {"step_ms": spread([e["step_ms"] for e in epochs], 1),
-            "compute_ms": spread([e["compute_ms"] for e in epochs], 1),
-            "sync_ms": spread([e["sync_ms"] for e in epochs], 2),
-            "model_compute_ms": [spread([e["model_compute_ms"][i] for e in epochs], 1)["median"] for i in range(m)]}
+    return {"step_ms": quartiles([e["step_ms"] for e in epochs], 1),
+            "compute_ms": quartiles([e["compute_ms"] for e in epochs], 1),
+            "sync_ms": quartiles([e["sync_ms"] for e in epochs], 2),
+            "model_compute_ms": [quartiles([e["model_compute_ms"][i] for e in epochs], 1)["median"] for i in range(m)]}
 
 
 def chain_floor_ms(m: int, n: int = 200) -> float:
@@ -166,10 +161,10 @@ def main(argv=None) -> int:
             epochs = measure(trainers, 1 + args.repeats)
             for name, per_epoch in epochs.items():
                 row[name] = summary(per_epoch)
-            row["sync_share_of_compute"] = spread([e["sync_ms"] / e["compute_ms"] for e in epochs["ray"]])
+            row["sync_share_of_compute"] = quartiles([e["sync_ms"] / e["compute_ms"] for e in epochs["ray"]])
             for name, key in (("ray", "speedup"), ("packed", "packed_speedup")):
                 if "reference" in epochs and name in epochs:
-                    row[key] = spread([r["step_ms"] / e["step_ms"] for r, e in zip(epochs["reference"], epochs[name])])
+                    row[key] = quartiles([r["step_ms"] / e["step_ms"] for r, e in zip(epochs["reference"], epochs[name])])
             results.append(row)
             print(f"# {size:.1e} params, M={m}: " + json.dumps(row), file=sys.stderr, flush=True)
     out = {

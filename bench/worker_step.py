@@ -12,7 +12,7 @@ fresh actor. With --profile it also prints torch.profiler's top operators for bo
     PYTHONPATH=. python bench/worker_step.py --profile --steps 20
     PYTHONPATH=. python bench/worker_step.py --variant MALLOC_ARENA_MAX=1
 
-Prints one JSON line: per variant the median step (ms) with its quartiles, and the ratio to
+Prints one JSON line: per variant the median step (ms) with its quartiles (`median`, `q1`, `q3`), and the ratio to
 in-process. Run it on an otherwise idle machine.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,11 +34,7 @@ from raycl.hyper.config import preset  # noqa: E402
 from raycl.hyper.models import build_model  # noqa: E402
 from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator  # noqa: E402
 from raycl.hyper.stream import prepare_pool  # noqa: E402
-
-
-def quartiles(ms: list[float]) -> dict:
-    q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
-    return {"median_ms": round(q[1], 2), "q1_ms": round(q[0], 2), "q3_ms": round(q[2], 2), "n": len(ms)}
+from raycl.stats import quartiles  # noqa: E402
 
 
 def in_process(cfg, pool, theta0, phi, steps: int, profile: bool) -> tuple[list[float], str]:
@@ -157,10 +152,10 @@ def main(argv=None) -> int:
     if args.profile:
         print(f"## torch.profiler, one step in-process\n{in_process(cfg, pool, theta0, phi, 2, True)[1]}",
               file=sys.stderr)
-    out["in_process"] = quartiles(here_ms)
+    out["in_process"] = quartiles(here_ms, 2)
     for name, r in rows.items():
-        r.update(quartiles(r.pop("ms")))
-        r["ratio_to_in_process"] = round(r["median_ms"] / out["in_process"]["median_ms"], 3)
+        r.update(quartiles(r.pop("ms"), 2))
+        r["ratio_to_in_process"] = round(r["median"] / out["in_process"]["median"], 3)
     out["actor"] = rows
     print(json.dumps(out))
     ray.shutdown()

@@ -32,6 +32,17 @@ def describe(values: Iterable[float]) -> dict:
             "min": float(x.min()), "max": float(x.max()), "ci95": [mean - half, mean + half]}
 
 
+def quartiles(values: Iterable[float], digits: int = 3) -> dict:
+    """Median and quartiles (inclusive method) with n: the spread the benchmarks report over
+    repeated timings, where a few slow outliers should not move the figure."""
+    x = _values(values)
+    if len(x) == 0:
+        raise ValueError("quartiles() needs at least one value")
+    q1, med, q3 = np.percentile(x, [25, 50, 75])
+    return {"median": round(float(med), digits), "q1": round(float(q1), digits), "q3": round(float(q3), digits),
+            "n": len(x)}
+
+
 def _t_quantile(df: int, q: float = 0.975) -> float:
     from scipy.stats import t
 

@@ -81,3 +81,13 @@ def test_undefined_spread_is_null_in_json(tmp_path):
     back = read_json(tmp_path / "s.json")["x"]
     assert back["std"] is None and back["ci95"] == [None, None] and json.dumps(back)
     assert fmt(back) == "1.0 ± -"
+
+
+def test_quartiles_are_the_median_and_the_inner_half():
+    from raycl.stats import quartiles
+
+    assert quartiles([5, 1, 4, 2, 3]) == {"median": 3.0, "q1": 2.0, "q3": 4.0, "n": 5}
+    assert quartiles([7.25]) == {"median": 7.25, "q1": 7.25, "q3": 7.25, "n": 1}
+    assert quartiles([1, 2, 3, 100])["median"] == 2.5  # an outlier does not move it
+    with pytest.raises(ValueError):
+        quartiles([])

@@ -9,8 +9,6 @@ experiment in `incremental` (train each game, fold it into Self-Net, replay ever
 from raycl import lazy_exports
 
 # imported on first use (raycl --help stays free of torch)
-_EXPORTS = {
-    "ActorCritic": "raycl.atari.net",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = list(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    f"{__name__}.net": ("ActorCritic",),
+})

@@ -56,8 +56,6 @@ class AtariConfig:
         return d
 
 
-
-
 def preset(name: str, **overrides) -> AtariConfig:
     if name not in PRESETS:
         raise RayclError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")

@@ -4,29 +4,14 @@ the DAN auto-encoder, the MLP and WarpGrad baselines, and the θ/φ parameter sp
 from raycl import lazy_exports
 
 # imported on first use (raycl --help stays free of torch)
-_EXPORTS = {
-    "build_dan_classifier": "raycl.dan.builders",
-    "build_dan_regressor": "raycl.dan.builders",
-    "dan_param_count": "raycl.dan.builders",
-    "match_warp_to": "raycl.dan.builders",
-    "phenotype_param_count": "raycl.dan.builders",
-    "warp_param_count": "raycl.dan.builders",
-    "width_for_params": "raycl.dan.builders",
-    "DANLayer": "raycl.dan.layer",
-    "MLP": "raycl.dan.networks",
-    "READOUTS": "raycl.dan.networks",
-    "SHARING_MODES": "raycl.dan.networks",
-    "DANAutoEncoder": "raycl.dan.networks",
-    "DANNetwork": "raycl.dan.networks",
-    "WarpLayer": "raycl.dan.networks",
-    "WarpNetwork": "raycl.dan.networks",
-    "count_parameters": "raycl.dan.params",
-    "load_into": "raycl.dan.params",
-    "reset_phenotype": "raycl.dan.params",
-    "reset_synapses": "raycl.dan.params",
-    "snapshot": "raycl.dan.params",
-    "split_parameters": "raycl.dan.params",
-    "Phenotype": "raycl.dan.phenotype",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = list(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    f"{__name__}.builders": (
+        "build_dan_classifier", "build_dan_regressor", "dan_param_count", "match_warp_to",
+        "phenotype_param_count", "warp_param_count", "width_for_params"),
+    f"{__name__}.layer": ("DANLayer",),
+    f"{__name__}.networks": (
+        "MLP", "READOUTS", "SHARING_MODES", "DANAutoEncoder", "DANNetwork", "WarpLayer", "WarpNetwork"),
+    f"{__name__}.params": (
+        "count_parameters", "load_into", "reset_phenotype", "reset_synapses", "snapshot", "split_parameters"),
+    f"{__name__}.phenotype": ("Phenotype",),
+})

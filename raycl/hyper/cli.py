@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from raycl.hyper.config import LEARN, PHI_GRADS, PRESETS, TRAIN_READOUTS, HyperConfig
+from raycl.hyper.config import PRESETS, TRAIN_READOUTS, HyperConfig
 
 READOUT_RULES = (*TRAIN_READOUTS, "ncm")
 
@@ -300,7 +300,7 @@ def register_report(sub) -> None:
 def cmd_report_hyper(args) -> int:
     import torch
 
-    from raycl.hyper.deploy import DEFAULT_LRS
+    from raycl.hyper.config import DEFAULT_LRS
     from raycl.hyper.study import report_hyper
 
     from raycl import RayclError

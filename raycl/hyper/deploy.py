@@ -8,9 +8,7 @@ import torch
 from torch.func import functional_call
 
 from raycl.hyper.algorithm import Params, synaptic_step
-from raycl.hyper.config import DEFAULT_LRS  # noqa: F401 - the deployment rate grid, kept with the defaults
 from raycl.hyper.stream import HyperStream, sample_stream
-
 
 
 @torch.no_grad()

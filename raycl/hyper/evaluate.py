@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 from raycl import RayclError
 from raycl.data import load
 from raycl.hyper.algorithm import Params
-from raycl.hyper.config import HyperConfig
-from raycl.hyper.deploy import DEFAULT_LRS, deploy, deploy_replay, deployment_streams
+from raycl.hyper.config import DEFAULT_LRS, HyperConfig
+from raycl.hyper.deploy import deploy, deploy_replay, deployment_streams
 from raycl.hyper.stream import meta_pool, prepare_pool
 from raycl.provenance import feed
 from raycl.stats import describe, paired

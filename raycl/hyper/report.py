@@ -21,7 +21,7 @@ from raycl.hyper.evaluate import (  # noqa: E402
     standard_contenders,
     summarize_phenotypes,
 )
-from raycl.hyper.deploy import DEFAULT_LRS  # noqa: E402
+from raycl.hyper.config import DEFAULT_LRS  # noqa: E402
 from raycl.hyper.models import build_model  # noqa: E402
 from raycl.hyper.replicate import replicated_runs  # noqa: E402
 from raycl.hyper.trainer import check_architecture, load_checkpoint  # noqa: E402

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from raycl import RayclError  # noqa: E402
 from raycl.hyper.config import HyperConfig  # noqa: E402
-from raycl.hyper.deploy import DEFAULT_LRS, deploy, deployment_streams  # noqa: E402
+from raycl.hyper.config import DEFAULT_LRS  # noqa: E402
+from raycl.hyper.deploy import deploy, deployment_streams  # noqa: E402
 from raycl.hyper.diagnostics import layer_cosines, phenotype_response  # noqa: E402
 from raycl.hyper.evaluate import (  # noqa: E402
     EVAL_SEED,

@@ -91,15 +91,6 @@ class PopulationTrainer:
     def _load(self, ckpt: dict) -> None:
         raise NotImplementedError
 
-    def _begin_epoch_in_process(self) -> None:
-        """Epoch start of the in-process backends (reference, packed): every model's synapses
-        from θ0 (the learned θ0, when it is learned) and fresh progress trackers."""
-        start = self.server.theta0 or self.theta0
-        for s in self.states:
-            begin_epoch(s, self.pool, self.cfg, start)
-        self._progress = [ModelProgress() for _ in self.states]
-        self._phenotype = PhenotypeProgress()
-
     def _write_checkpoint(self) -> None:
         torch_save(self.run.path / CHECKPOINT, self.checkpoint())
 
@@ -222,10 +213,18 @@ class ReferenceTrainer(PopulationTrainer):
     def phi(self):
         return self.server.phi
 
+    def _begin_epoch(self) -> None:
+        """Every model's synapses from θ0 (the learned θ0, when it is learned) and fresh progress trackers."""
+        start = self.server.theta0 or self.theta0
+        for s in self.states:
+            begin_epoch(s, self.pool, self.cfg, start)
+        self._progress = [ModelProgress() for _ in self.states]
+        self._phenotype = PhenotypeProgress()
+
     def run_epoch(self) -> list[dict]:
         cfg, t0 = self.cfg, time.perf_counter()
         if self.step == 0:
-            self._begin_epoch_in_process()
+            self._begin_epoch()
         for step in range(self.step, self.n_steps):
             t_step = time.perf_counter()
             phi = self.server.phi

@@ -2,10 +2,11 @@
 
 A `SynapseWorker` holds one model: θ_m, its hyper-stream and its random generator (a
 `SynapseState`), and advances it with the reference's `begin_epoch` / `advance`. The
-`PhenotypeServer` holds φ and its optimizer (`PhenotypeOptimizer`) and drives the steps: each
-step it sends φ to the M workers, averages their gradients in model order and steps φ. Both know where they are in the run (epoch, step) and refuse a call meant
-for another position, so a worker that Ray restarted with a blank state can never
-silently take part before the driver has restored it from a checkpoint.
+`PhenotypeServer` holds φ and its optimizer (`PhenotypeOptimizer`) and drives the steps:
+each step it sends φ to the M workers, averages their gradients in model order and steps φ.
+Both know where they are in the run (epoch, step) and refuse a call meant for another
+position, so a worker that Ray restarted with a blank state can never silently take part
+before the driver has restored it from a checkpoint.
 """
 
 from __future__ import annotations

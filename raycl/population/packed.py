@@ -23,6 +23,7 @@ from raycl.hyper.algorithm import Params, StepResult, hyper_batch, output_rows, 
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.progress import epoch_report, stream_to
 from raycl.hyper.trainer import ReferenceTrainer
+from raycl.population.actors import pick_device
 
 
 PER_MODEL = (0, None, 0, 0, 0, 0)  # vmap's in_dims for (θ, φ, task x, task y, hyper x, hyper y): φ is shared
@@ -108,7 +109,7 @@ class PackedTrainer(ReferenceTrainer):
     def __init__(self, cfg: HyperConfig, out: str | Path | None = None, pool=None, *, device=None):
         check_packable(cfg)
         super().__init__(cfg, out, pool)
-        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device) if device is not None else pick_device()
         self.model = self.model.to(self.device)  # the computation only; θ and φ come in
         if cfg.readout_rule == "reset":
             self._reset_rows = output_rows(self.theta0, cfg.n_outputs)  # a missing linear read-out fails here
@@ -184,7 +185,7 @@ class PackedTrainer(ReferenceTrainer):
     def run_epoch(self) -> list[dict]:
         cfg, t0 = self.cfg, time.perf_counter()
         if self.step == 0:
-            self._begin_epoch_in_process()
+            self._begin_epoch()
         if self.theta is None:
             self._pack()
         for step in range(self.step, self.n_steps):

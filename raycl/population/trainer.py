@@ -6,11 +6,12 @@ the steps: at step t it sends φ_t to the M workers, gathers their gradients and
 through the driver. The driver submits an epoch as a whole, one `run` call per stretch
 between restore points, and waits (`ray.get`) only at the end of the epoch; Ray runs each
 actor's calls in the order one caller submitted them and starts each once its inputs exist,
-and the inputs order the driver's calls after the server's steps. Restore points (checkpoints kept in the object store, and written to disk by the
-server when due) are taken at every epoch boundary and every `checkpoint_steps` steps; when
-an actor dies, Ray restarts it and the driver rolls every actor back to the last restore
-point that completed, then carries on. The algorithm is deterministic given the
-checkpoint, so the result is the uninterrupted run's.
+and the inputs order the driver's calls after the server's steps. Restore points
+(checkpoints kept in the object store, and written to disk by the server when due) are taken
+at every epoch boundary and every `checkpoint_steps` steps; when an actor dies, Ray restarts
+it and the driver rolls every actor back to the last restore point that completed, then
+carries on. The algorithm is deterministic given the checkpoint, so the result is the
+uninterrupted run's.
 """
 
 from __future__ import annotations

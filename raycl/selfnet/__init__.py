@@ -10,12 +10,7 @@ Ray plumbing lives apart in `parallel` (task networks trained as Ray tasks).
 from raycl import lazy_exports
 
 # imported on first use (raycl --help stays free of torch)
-_EXPORTS = {
-    "ContractiveAE": "raycl.selfnet.ae",
-    "cosine": "raycl.selfnet.ae",
-    "NetMeta": "raycl.selfnet.store",
-    "SelfNet": "raycl.selfnet.store",
-    "fit_ae": "raycl.selfnet.store",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = list(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    f"{__name__}.ae": ("ContractiveAE", "cosine"),
+    f"{__name__}.store": ("NetMeta", "SelfNet", "fit_ae"),
+})

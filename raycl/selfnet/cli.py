@@ -195,7 +195,8 @@ def _trainer(args):
 
 
 def _stream(args, kind=None):
-    from raycl.selfnet.streams import STREAM_ARCH, load_pair, make_stream
+    from raycl.selfnet.names import STREAM_ARCH
+    from raycl.selfnet.streams import load_pair, make_stream
 
     kind = kind or args.stream
     cache = vars(args).setdefault("_streams", {})  # loaded once, before the run folder is claimed

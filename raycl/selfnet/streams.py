@@ -13,8 +13,7 @@ import torch
 
 from raycl import RayclError
 from raycl.data import ImageSet, to_common
-from raycl.selfnet.names import STREAM_ARCH, STREAMS  # noqa: F401 - re-exported
-
+from raycl.selfnet.names import STREAM_ARCH, STREAMS
 
 
 @dataclass

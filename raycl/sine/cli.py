@@ -95,7 +95,8 @@ def cmd_sine(args) -> int:
     import torch
 
     from raycl import RayclError
-    from raycl.sine.experiment import VARIANTS, SineExperiment
+    from raycl.sine.experiment import SineExperiment
+    from raycl.sine.names import VARIANTS
     from raycl.sine.meta import SineConfig
     from raycl.runio import claim_run, results
 

@@ -18,7 +18,7 @@ from raycl.runio import RunDir, save_figure, write_json, write_parquet
 from raycl.stats import describe, paired, what
 from raycl.sine import plots
 from raycl.sine.meta import SineConfig, SineLearner, deploy, meta_train
-from raycl.sine.names import VARIANTS  # noqa: F401 - re-exported
+from raycl.sine.names import VARIANTS
 from raycl.sine.tasks import sample_function, sample_stream, whole_function_grid
 
 ROW_KEYS = ("phase", "run", "variant", "epoch", "function", "after_task", "total_loss", "memory_loss", "task_loss")

@@ -56,7 +56,7 @@ class QuickDeploy:
     meta-train sequences."""
 
     def __init__(self, cfg, seeds: int = 5, lrs=None, eval_source: str = "digits", eval_root=None):
-        from raycl.hyper.deploy import DEFAULT_LRS
+        from raycl.hyper.config import DEFAULT_LRS
 
         from raycl.hyper.evaluate import deployment_sets
 
