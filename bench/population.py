@@ -13,7 +13,7 @@ floor of Ray's synchronisation: the same calls with no compute.
 
     PYTHONPATH=. python bench/population.py                       # 0.4M and 10M, M = 1, 2
     PYTHONPATH=. python bench/population.py --sizes 4e5 --populations 1,2,4 --k 20
-    PYTHONPATH=. python bench/population.py --gpus-per-model 0.5  # on a GPU box: M workers share a card
+    PYTHONPATH=. python bench/population.py --gpus-per-worker 0.5  # on a GPU box: M workers share a card
     PYTHONPATH=. python bench/population.py --packed              # also the packed trainer (M models vmapped)
 """
 
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=0, help="synaptic steps per task (0: 10 for small models, 4 for >= 5M)")
     ap.add_argument("--h-cl", type=int, default=6, help="continual-learning tasks per stream")
     ap.add_argument("--image-size", type=int, default=28)
-    ap.add_argument("--gpus-per-model", type=float, default=1.0)
+    ap.add_argument("--gpus-per-worker", type=float, default=1.0)
     ap.add_argument("--skip-reference", action="store_true", help="Ray only (no speed-up)")
     ap.add_argument("--glibc-default", action="store_true",
                     help="leave glibc's allocator as it is in this process (the reference's and the packed trainer's); "
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
             if args.packed:
                 trainers["packed"] = PackedTrainer(cfg, pool=pool)
                 row["packed_device"] = str(trainers["packed"].device)
-            trainers["ray"] = RayTrainer(cfg, pool=pool, gpus_per_model=args.gpus_per_model)
+            trainers["ray"] = RayTrainer(cfg, pool=pool, gpus_per_model=args.gpus_per_worker)
             row["ray_chain_floor_ms"] = round(chain_floor_ms(m), 2)
             epochs = measure(trainers, 1 + args.repeats)
             for name, per_epoch in epochs.items():

@@ -2,7 +2,7 @@
 
     ray job submit --working-dir . -- python jobs/active_ood.py --out runs/al_ood
     ray job submit --working-dir . -- python jobs/active_ood.py --out runs/c10_svhn \
-        --dataset cifar10 --ood svhn --data-root /data --initial 5000 --budget 2500 --epochs 150
+        --data cifar10 --ood svhn --data-root /data --initial 5000 --budget 2500 --epochs 150
 
 Any `raycl active run` option may follow; the defaults are the offline digits + shapes pool."""
 

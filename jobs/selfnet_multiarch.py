@@ -2,10 +2,11 @@
 
     ray job submit --working-dir . -- python jobs/selfnet_multiarch.py --out runs/selfnet_multiarch [options]
 
-Options are those of `raycl selfnet multiarch --help`; --workers defaults to 2 here (Ray on).
+Options are those of `raycl selfnet multiarch --help` (task networks train as Ray tasks
+on the cluster; --no-ray trains them in the job's driver).
 """
 
 from _entry import run
 
 if __name__ == "__main__":
-    run(["selfnet", "multiarch"], {"--workers": "2"})
+    run(["selfnet", "multiarch"])

@@ -2,10 +2,11 @@
 
     ray job submit --working-dir . -- python jobs/selfnet_scaling.py --out runs/selfnet_scaling [options]
 
-Options are those of `raycl selfnet scaling --help`; --workers defaults to 2 here (Ray on).
+Options are those of `raycl selfnet scaling --help` (task networks train as Ray tasks
+on the cluster; --no-ray trains them in the job's driver).
 """
 
 from _entry import run
 
 if __name__ == "__main__":
-    run(["selfnet", "scaling"], {"--workers": "2"})
+    run(["selfnet", "scaling"])

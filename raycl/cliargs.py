@@ -112,3 +112,123 @@ class Parser(argparse.ArgumentParser):
         if message:
             sys.stderr.write(message)
         raise SystemExit(status)
+
+
+# One vocabulary: every command family takes these flags from here, so a flag means the same
+# thing everywhere. The per-family defaults are arguments; the words are not.
+
+def out_flags(p, *, resume: bool = False, what: str = "run folder") -> None:
+    """--out (required: a run never lands somewhere the user did not name), --overwrite, --resume."""
+    p.add_argument("--out", required=True, help=what)
+    p.add_argument("--overwrite", action="store_true", help="replace what is already in --out (its files are deleted)")
+    if resume:
+        p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+
+
+def seed_flags(p, *, seeds: int | None = 1, what: str = "independent runs") -> None:
+    """--seed S and --seeds N: N independent runs from seeds S..S+N-1."""
+    p.add_argument("--seed", type=int, default=0, help="random seed (with --seeds N: the first of N consecutive seeds)")
+    if seeds is not None:
+        p.add_argument("--seeds", type=int, default=seeds, help=f"N {what}, from seeds S..S+N-1 (S = --seed)")
+
+
+def data_flags(p, *, default: str | None, what: str = "dataset (see `raycl data list`)", download: bool = True,
+               root_help: str = "root folder of a real dataset (torchvision's layout)") -> None:
+    """--data NAME, --data-root ROOT, --download."""
+    p.add_argument("--data", default=default, help=what)
+    p.add_argument("--data-root", default=None, help=root_help)
+    if download:
+        p.add_argument("--download", action="store_true", help="let torchvision download the dataset into --data-root")
+
+
+def ray_flags(p, *, gpus: float | None = 0.25, threads: int | None = 1, what: str | None = "runs") -> None:
+    """Where independent work runs: Ray tasks (a local Ray, or the cluster at --address) or, with
+    --no-ray, this process one job after another (`what=None`: Ray only, no --no-ray). GPU
+    shares apply only on a cluster with GPUs."""
+    if what is not None:
+        p.add_argument("--no-ray", action="store_true", help=f"run the {what} in this process, one after another")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
+    if gpus is not None:
+        p.add_argument("--gpus-per-worker", type=float, default=gpus,
+                       help="GPU share of each Ray task or actor when the cluster has GPUs (0.5: two per card)")
+    if threads is not None:
+        p.add_argument("--threads", type=int, default=threads, help="torch threads per job (and Ray CPUs it takes)")
+
+
+def runner(args, progress: bool = True):
+    """The raycl.runner.Runner that the ray_flags of `args` describe."""
+    from raycl.runner import Runner
+
+    return Runner(use_ray=not args.no_ray, address=args.address, num_cpus=args.num_cpus,
+                  threads=getattr(args, "threads", 1), gpus_per_worker=getattr(args, "gpus_per_worker", 0.0),
+                  progress=progress)
+
+
+def config_flags(p, cls, *, names=None, flag_names: dict | None = None, preset=None) -> None:
+    """One flag per field of the config dataclass `cls` (or the fields in `names`), help and
+    choices from the field's metadata. With `preset` (an instance), flags default to None and
+    the help shows the preset's value: the value a run gets comes from the dataclass only."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if (names is not None and f.name not in names) or f.metadata.get("flag") is False:
+            continue
+        flag = (flag_names or {}).get(f.name, "--" + f.name.replace("_", "-"))
+        shown = getattr(preset, f.name) if preset is not None else _field_default(f)
+        kind = hints[f.name]
+        args = typing.get_args(kind)
+        if type(None) in args:  # X | None
+            kind = next(a for a in args if a is not type(None))
+        kw: dict = {"dest": f.name, "help": f.metadata.get("help", f.name.replace("_", " "))}
+        if f.metadata.get("choices"):
+            kw["choices"] = list(f.metadata["choices"])
+        else:
+            kw["metavar"] = flag[2:].upper().replace("-", "_")
+        if kind is bool:
+            kw["help"] = f"turn off: {kw['help']}" if shown else kw["help"]
+            if shown:
+                p.add_argument("--no-" + flag[2:], action="store_const", const=False, default=None, **kw)
+            else:
+                p.add_argument(flag, action="store_const", const=True, default=None, **kw)
+            continue
+        if f.metadata.get("type"):  # a parser of its own, e.g. a comma-separated list
+            kw["type"] = f.metadata["type"]
+        elif typing.get_origin(kind) is tuple:
+            kw.update(type=typing.get_args(kind)[0], nargs="+")
+        elif kind in (int, float, str):
+            kw["type"] = kind
+        else:
+            continue  # not a command-line value (e.g. a dict of extras)
+        if preset is not None:
+            if shown is not None:
+                sep = "," if f.metadata.get("type") else " "
+                shown = (sep.join(map(str, shown)) or "none") if isinstance(shown, tuple) else shown
+                kw["help"] += f" (default: {shown})"
+            p.add_argument(flag, default=None, **kw)
+        else:
+            p.add_argument(flag, default=shown, **kw)
+
+
+def _field_default(f):
+    import dataclasses
+
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def config_values(args, cls) -> dict:
+    """The fields of `cls` that the command line set (flags from config_flags with a preset)."""
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cls):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            out[f.name] = tuple(v) if isinstance(v, list) else v
+    return out

@@ -40,8 +40,8 @@ def finished(tmp_path_factory):
     (["--k", "two"], "invalid"),
     (["--preset", "nope"], "invalid choice"),
     (["--h-cl", "10", "--h-h", "5"], "h_cl <= h_h"),
-    (["--order", "random"], "order is sequential or iid"),
-    (["--source", "nope"], "nope"),
+    (["--order", "random"], "invalid choice"),
+    (["--data", "nope"], "nope"),
 ])
 def test_hyper_train_bad_settings_stop_before_any_folder(cli, tmp_path, flags, says):
     line = refused(cli, ["hyper-train", "--out", tmp_path / "run", *TINY, *flags], absent=[tmp_path / "run"])
@@ -49,7 +49,7 @@ def test_hyper_train_bad_settings_stop_before_any_folder(cli, tmp_path, flags, s
 
 
 def test_missing_dataset_root_names_the_dataset_and_leaves_no_folder(cli, tmp_path):
-    line = refused(cli, ["hyper-train", "--out", tmp_path / "run", *TINY, "--source", "mnist",
+    line = refused(cli, ["hyper-train", "--out", tmp_path / "run", *TINY, "--data", "mnist",
                          "--data-root", tmp_path / "missing"], absent=[tmp_path / "run"])
     assert "mnist" in line and "missing" in line
 
@@ -174,7 +174,7 @@ def test_deploy_bad_inputs(cli, finished, tmp_path):
     assert "already holds a deployment" in refused(cli, ["deploy", finished], keep=[finished])
     line = refused(cli, ["deploy", finished, "--d", "500", "--overwrite"], keep=[finished])
     assert "exceeds" in line
-    line = refused(cli, ["deploy", finished, "--overwrite", "--eval-source", "mnist", "--eval-root",
+    line = refused(cli, ["deploy", finished, "--overwrite", "--data", "mnist", "--data-root",
                          tmp_path / "missing"], keep=[finished])
     assert "mnist" in line
 

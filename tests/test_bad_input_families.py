@@ -16,7 +16,7 @@ QUICK_SINE = ["--preset", "quick", "--no-progress", "--epochs", "2", "--deploy-f
               "--variants", "meta_fixed,random_fixed"]
 TINY_ACTIVE = ["--no-ray", "--seeds", "1", "--stages", "1", "--initial", "20", "--budget", "30", "--epochs", "1",
                "--min-steps", "3", "--eval-every", "1", "--strategies", "random"]
-TINY_SELFNET = ["--tasks", "1", "--epochs", "1", "--baselines", "none"]
+TINY_SELFNET = ["--no-ray", "--tasks", "1", "--epochs", "1", "--baselines", "none"]
 
 
 def _finished(folder: Path, **files) -> Path:
@@ -173,8 +173,8 @@ def test_sine_divergence_stops_and_keeps_the_last_good_checkpoint(cli, tmp_path,
 # --- sweep ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flags, says", [
-    (["--source", "nope"], "unknown dataset 'nope'"),
-    (["--eval-source", "mnist", "--eval-root", "/nonexistent/raycl"], "--eval-root"),
+    (["--data", "nope"], "unknown dataset 'nope'"),
+    (["--eval-data", "mnist", "--eval-data-root", "/nonexistent/raycl"], "--eval-data-root"),
     (["--metric", "accuracy"], "unknown --metric"),
     (["--scheduler", "pbt"], "one setting"),
     (["--backend", "ray", "--driver-cpus", "0"], "--driver-cpus"),
@@ -229,7 +229,7 @@ def test_selfnet_bad_settings_stop_before_any_folder(cli, tmp_path, flags, says)
 
 def test_selfnet_never_replaces_a_finished_run(cli, tmp_path):
     run = _finished(tmp_path / "sn", **{"metrics.parquet": "table"})
-    assert "already holds a run" in refused(cli, ["selfnet", "robustness", "--out", run, *TINY_SELFNET[:2]],
+    assert "already holds a run" in refused(cli, ["selfnet", "robustness", "--out", run, *TINY_SELFNET[:3]],
                                             keep=[run])
 
 
@@ -283,7 +283,7 @@ def test_atari_resume_refuses_other_settings(cli, tmp_path):
     (["--strategies", "weibull:bogus=1"], "bad options for strategy 'weibull'"),
     (["--strategies", "random", "random"], "repeats"),
     (["--initial", "0"], "--initial: must be > 0"),
-    (["--dataset", "mnist", "--data-root", "/nonexistent/raycl"], "--dataset mnist"),
+    (["--data", "mnist", "--data-root", "/nonexistent/raycl"], "--data mnist"),
     (["--ood", "nope"], "--ood: unknown dataset 'nope'"),
     (["--backbone", "resnet"], "unknown backbone"),
     (["--val-fraction", "1"], "--val-fraction: must be in (0, 1)"),

@@ -63,10 +63,90 @@ def test_every_flag_says_what_it_does():
     assert silent == []
 
 
-def test_an_old_flag_spelling_still_works_and_names_the_new_one(capsys):
+# old spelling -> (a command line that takes it, the value, the new flag and its dest)
+RENAMED = [
+    ("--ray-address", ["selfnet", "continual", "--out", "x"], "127.0.0.1:6379", "--address", "address"),
+    ("--first-seed", ["active", "run", "--out", "x"], "3", "--seed", "seed"),
+    ("--dataset", ["active", "run", "--out", "x"], "cifar10", "--data", "data"),
+    ("--gpus-per-run", ["active", "run", "--out", "x"], "0.5", "--gpus-per-worker", "gpus_per_worker"),
+    ("--gamma", ["active", "run", "--out", "x"], "0.01", "--bt-weight", "bt_weight"),
+    ("--gpus-per-model", ["hyper-train", "--out", "x"], "0.5", "--gpus-per-worker", "gpus_per_worker"),
+    ("--source", ["hyper-train", "--out", "x"], "digits", "--data", "source"),
+    ("--eval-source", ["deploy", "run"], "mnist", "--data", "eval_source"),
+    ("--eval-root", ["deploy", "run"], "/data", "--data-root", "eval_root"),
+    ("--eval-source", ["report", "hyper", "runs"], "mnist", "--data", "eval_source"),
+    ("--eval-root", ["report", "hyper", "runs"], "/data", "--data-root", "eval_root"),
+    ("--source", ["sweep", "scale", "--out", "x"], "digits", "--data", "data"),
+    ("--gpus-per-model", ["sweep", "scale", "--out", "x"], "0.5", "--gpus-per-worker", "gpus_per_worker"),
+    ("--eval-source", ["sweep", "scale", "--out", "x"], "mnist", "--eval-data", "eval_data"),
+    ("--eval-root", ["sweep", "scale", "--out", "x"], "/data", "--eval-data-root", "eval_data_root"),
+]
+
+
+@pytest.mark.parametrize("old,line,value,new,dest", RENAMED)
+def test_an_old_flag_spelling_still_works_and_names_the_new_one(capsys, old, line, value, new, dest):
     from raycl.cli import build_parser
 
-    args = build_parser().parse_args(["selfnet", "continual", "--out", "x", "--ray-address", "127.0.0.1:6379"])
-    assert args.address == "127.0.0.1:6379"
-    assert "--ray-address is now --address" in capsys.readouterr().err
-    assert build_parser().parse_args(["selfnet", "continual", "--out", "x"]).address is None
+    parse = build_parser().parse_args
+    got = getattr(parse([*line, old, value]), dest)
+    assert got == getattr(parse([*line, new, value]), dest) and str(got) == value
+    assert f"{old} is now {new}" in capsys.readouterr().err
+    assert getattr(parse(line), dest) != got  # the default is not the value given
+
+
+def test_old_spellings_are_hidden_and_no_family_shows_another_word_for_a_shared_flag():
+    import argparse
+
+    from raycl.cli import build_parser
+
+    old = {o for o, *_ in RENAMED} | {"--workers"}
+    for p in parsers(build_parser()):
+        shown = {o for a in p._actions if a.help != argparse.SUPPRESS for o in a.option_strings}
+        # --workers is A3C's worker actors, the one family with workers of its own
+        assert not (shown & old) - ({"--workers"} if p.prog == "raycl atari" else set()), p.prog
+        if "--address" in shown:
+            assert "--num-cpus" in shown, p.prog
+
+
+def test_selfnet_workers_maps_to_num_cpus_or_no_ray(capsys):
+    from raycl.cli import build_parser
+
+    a = build_parser().parse_args(["selfnet", "scaling", "--out", "x", "--workers", "3"])
+    assert (a.no_ray, a.num_cpus) == (False, 3)
+    a = build_parser().parse_args(["selfnet", "scaling", "--out", "x", "--workers", "0"])
+    assert (a.no_ray, a.num_cpus) == (True, None)
+    assert "--workers is now --num-cpus" in capsys.readouterr().err
+
+
+def test_every_config_field_has_a_flag_and_the_defaults_are_the_dataclasses():
+    import dataclasses
+
+    from raycl.cli import build_parser
+    from raycl.cliargs import config_values
+    from raycl.hyper.config import HyperConfig
+    from raycl.sine.config import SineConfig, SineRun
+
+    parse = build_parser().parse_args
+    for line, classes in ((["hyper-train", "--out", "x"], [HyperConfig]), (["sine", "--out", "x"], [SineConfig, SineRun])):
+        args = parse(line)
+        for cls in classes:
+            names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+            assert names <= set(vars(args)), (cls.__name__, names - set(vars(args)))
+            assert config_values(args, cls) == {}  # nothing set: every value comes from the dataclass (or preset)
+    args = parse(["sine", "--out", "x", "--no-skips", "--hidden", "8", "8", "--variants", "meta_fixed,random_fixed"])
+    assert config_values(args, SineConfig) == {"skips": False, "hidden": (8, 8)}
+    assert config_values(args, SineRun) == {"variants": ("meta_fixed", "random_fixed")}
+    assert SineConfig().optimizer == "adam"  # one default: what `raycl sine` runs with
+
+
+@pytest.mark.parametrize("action,flag", [
+    ("multiarch", "--stream"), ("multiarch", "--buffer"), ("multiarch", "--stop"), ("multiarch", "--decoder-hidden"),
+    ("multiarch", "--init-source"), ("multiarch", "--tune-epochs"), ("robustness", "--tune-lr"),
+    ("robustness", "--anchor-lam"), ("robustness", "--init-source"), ("robustness", "--buffer"),
+])
+def test_selfnet_actions_refuse_the_flags_they_would_ignore(capsys, action, flag):
+    from raycl.cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["selfnet", action, "--out", "x", flag, "1"])
+    assert e.value.code == 2 and f"unrecognized arguments: {flag}" in capsys.readouterr().err

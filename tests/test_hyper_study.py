@@ -100,7 +100,7 @@ def test_report_hyper_takes_a_real_meta_eval_set_from_eval_root(tmp_path, capsys
     results, root = tmp_path / "runs", tmp_path / "data"
     write_mnist_family(root, "MNIST", n_train=12, n_test=200)  # 20 test images per digit
     assert main(["hyper-train", "--preset", "tiny", "--epochs", "1", "--out", str(results / "a")]) == 0
-    assert main(["report", "hyper", str(results), "--eval-root", str(root), "--d", "3", "--sequences", "2",
+    assert main(["report", "hyper", str(results), "--data-root", str(root), "--d", "3", "--sequences", "2",
                  "--lrs", "0.1", "--no-iid-control"]) == 0
     md = (results / "report.md").read_text()
     assert "Meta-eval set: mnist." in md
@@ -109,6 +109,6 @@ def test_report_hyper_takes_a_real_meta_eval_set_from_eval_root(tmp_path, capsys
     assert "meta-eval" in study["by_d"]["3"]["results"]["hyper-trained"]
     write_mnist_family(root, "KMNIST", n_train=12, n_test=200)
     capsys.readouterr()
-    assert main(["report", "hyper", str(results), "--eval-root", str(root), "--d", "3"]) == 2
+    assert main(["report", "hyper", str(results), "--data-root", str(root), "--d", "3"]) == 2
     err = capsys.readouterr().err
-    assert "mnist and kmnist" in err and "--eval-source" in err
+    assert "mnist and kmnist" in err and "--data mnist|" in err

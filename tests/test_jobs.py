@@ -104,7 +104,7 @@ def test_job_submit_hyper_train_with_token(head, tmp_path):
     assert r.returncode != 0
     r = subprocess.run(
         [RAY, "job", "submit", "--address", address, "--working-dir", ".", "--",
-         "python", "jobs/hyper_train.py", "--preset", "tiny", "--source", "digits", "--epochs", "2", "--out", str(out)],
+         "python", "jobs/hyper_train.py", "--preset", "tiny", "--data", "digits", "--epochs", "2", "--out", str(out)],
         cwd=REPO, env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     job = re.search(r"Job '(raysubmit_\w+)' succeeded", r.stdout)
@@ -153,10 +153,10 @@ def test_job_entry_points_add_a_default_only_for_flags_the_job_leaves_out(monkey
     spec.loader.exec_module(entry)
     seen = []
     monkeypatch.setattr(raycl.cli, "main", lambda argv: seen.append(argv) or 0)
-    for argv in (["--out", "r"], ["--out", "r", "--workers=4"], ["--workers", "3"]):
+    for argv in (["--out", "r"], ["--out", "r", "--preset=small"], ["--preset", "tiny"]):
         monkeypatch.setattr(sys, "argv", ["job.py", *argv])
         with pytest.raises(SystemExit):
-            entry.run(["selfnet", "scaling"], {"--workers": "2"})
-    assert seen == [["selfnet", "scaling", "--out", "r", "--workers", "2"],
-                    ["selfnet", "scaling", "--out", "r", "--workers=4"],
-                    ["selfnet", "scaling", "--workers", "3"]]
+            entry.run(["atari"], {"--preset": "cluster"})
+    assert seen == [["atari", "--out", "r", "--preset", "cluster"],
+                    ["atari", "--out", "r", "--preset=small"],
+                    ["atari", "--preset", "tiny"]]

@@ -236,7 +236,7 @@ def test_cli_continual_writes_table_summary_and_figure(tmp_path):
     from raycl.cli import main
 
     out = tmp_path / "run"
-    rc = main(["selfnet", "continual", "--tasks", "2", "--buffer", "2", "--epochs", "1", "--tune-epochs", "1",
+    rc = main(["selfnet", "continual", "--no-ray", "--tasks", "2", "--buffer", "2", "--epochs", "1", "--tune-epochs", "1",
                "--max-iters", "50", "--baselines", "sgd,ewc", "--out", str(out)])
     assert rc == 0
     df = pd.read_parquet(out / "metrics.parquet")
@@ -249,10 +249,10 @@ def test_cli_continual_writes_table_summary_and_figure(tmp_path):
     assert set(summary["baselines_final_acc"]) == {"sgd", "ewc"}
     assert (out / "continual.png").stat().st_size > 0 and (out / "store.pt").exists()
     with pytest.raises(SystemExit) as e:  # a range check on the flag: argparse's error, exit 2
-        main(["selfnet", "continual", "--tasks", "0", "--out", str(out)])
+        main(["selfnet", "continual", "--no-ray", "--tasks", "0", "--out", str(out)])
     assert e.value.code == 2
     # the finished run is never replaced by a new one without --overwrite
-    assert main(["selfnet", "continual", "--tasks", "2", "--out", str(out)]) == 2
+    assert main(["selfnet", "continual", "--no-ray", "--tasks", "2", "--out", str(out)]) == 2
     assert json.loads((out / "summary.json").read_text()) == summary
 
 
@@ -260,16 +260,15 @@ def test_cli_continual_writes_table_summary_and_figure(tmp_path):
 def test_ray_trainer_matches_serial(digits):
     import ray
 
-    from raycl.selfnet.parallel import RayTrainer
+    from raycl.runner import Runner
     from raycl.selfnet.streams import make_stream
     from raycl.selfnet.train import TrainConfig
-    from raycl.selfnet.trainers import SerialTrainer, TNJob
+    from raycl.selfnet.trainers import TaskNetTrainer, TNJob
 
     tasks = make_stream("pairs", *digits, 2, seed=0)
     jobs = [TNJob(i, TrainConfig(epochs=1), seed=i) for i in range(2)]
-    torch.set_num_threads(1)
-    serial = SerialTrainer()(tasks, "mnist", 10, jobs)
-    trainer = RayTrainer(num_cpus=2)
+    serial = TaskNetTrainer()(tasks, "mnist", 10, jobs)
+    trainer = TaskNetTrainer(Runner(num_cpus=2, progress=False))
     try:
         parallel = trainer(tasks, "mnist", 10, jobs)
     finally:
@@ -287,7 +286,7 @@ def test_cli_summaries_and_store_record_the_stream_provenance(tmp_path, digits):
     from raycl.selfnet.streams import make_stream, provenance
 
     out = tmp_path / "run"
-    assert main(["selfnet", "continual", "--tasks", "2", "--buffer", "2", "--epochs", "1", "--tune-epochs", "1",
+    assert main(["selfnet", "continual", "--no-ray", "--tasks", "2", "--buffer", "2", "--epochs", "1", "--tune-epochs", "1",
                  "--max-iters", "20", "--baselines", "none", "--out", str(out)]) == 0
     p = json.loads((out / "summary.json").read_text())["provenance"]
     assert p["environment"]["torch"] and len(p["data"]) == 4
@@ -295,7 +294,7 @@ def test_cli_summaries_and_store_record_the_stream_provenance(tmp_path, digits):
     assert p["data"] == provenance(make_stream("split", *digits, 2, seed=0))["data"]  # the default stream, rebuilt
     assert torch_load(out / "store.pt")["provenance"] == p
     rob = tmp_path / "rob"
-    assert main(["selfnet", "robustness", "--tasks", "1", "--epochs", "1", "--sigmas", "0.1", "--draws", "1",
+    assert main(["selfnet", "robustness", "--no-ray", "--tasks", "1", "--epochs", "1", "--sigmas", "0.1", "--draws", "1",
                  "--out", str(rob)]) == 0
     p = json.loads((rob / "summary.json").read_text())["provenance"]
     assert len(p["data"]) == 2 and p["environment"]["torch"]

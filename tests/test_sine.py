@@ -8,7 +8,8 @@ from raycl import RayclError
 from raycl.cli import main
 from raycl.dan import build_dan_regressor, snapshot
 from raycl.runio import read_parquet
-from raycl.sine.meta import SineConfig, SineLearner, _Updater, deploy, run_function
+from raycl.sine.config import SineConfig
+from raycl.sine.meta import SineLearner, _Updater, deploy, run_function
 from raycl.sine.tasks import keep, sample_function, sample_stream, subtask_windows, whole_function_grid
 
 

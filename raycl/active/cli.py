@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from raycl.cliargs import DefaultsHelp
+from raycl.cliargs import DefaultsHelp, data_flags, out_flags, ray_flags, renamed, runner, seed_flags
 
 SCENARIOS = {
     # name: (OOD fraction, classes removed from L0, oracle noise)
@@ -41,23 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "mc-dropout[:passes=N], dbal[:passes=N], ensemble[:members=N], vaal[:steps=N], "
                 "batchbald[:passes=N,configs=N,candidates=N], waal[:steps=N,diversity=W]. "
                 "Example: raycl active run --seeds 5 --out runs/al_ood"))
-    r.add_argument("--out", required=True, help="run folder to write")
-    r.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
+    out_flags(r)
     r.add_argument("--scenario", choices=list(SCENARIOS), default="ood",
                    help="ood: 20%% out-of-distribution pool; standard; biased: 3 classes missing from L0; "
                         "noisy: 20%% of oracle labels flipped within a superclass")
     r.add_argument("--strategies", nargs="+", default=None,
                    help="strategy specs (default for ood: random uncertainty weibull:threshold=val,balance=1,unknowns=1 "
                         "weibull:threshold=0.25 weibull; otherwise random uncertainty weibull)")
-    r.add_argument("--seeds", type=int, default=5, help="number of seeds (first-seed .. first-seed+N-1)")
-    r.add_argument("--first-seed", type=int, default=0, help="the first seed")
+    seed_flags(r, seeds=5, what="independent runs of every strategy")
+    renamed(r, "--first-seed", "--seed", dest="seed", type=int)
     d = r.add_argument_group("data")
-    d.add_argument("--dataset", default="digits", help="in-distribution source (raycl data list)")
+    data_flags(d, default="digits", what="in-distribution source (see `raycl data list`)")
+    renamed(d, "--dataset", "--data", dest="data")
     d.add_argument("--ood", default="shapes", help="comma-separated out-of-distribution sources, e.g. svhn,kmnist")
     d.add_argument("--ood-fraction", type=float, default=None, help="share of the pool that is OOD (scenario default)")
     d.add_argument("--val-fraction", type=float, default=0.1, help="validation split held out of the train split")
-    d.add_argument("--data-root", default=None, help="folder holding real datasets")
-    d.add_argument("--download", action="store_true", help="let torchvision download real datasets")
     a = r.add_argument_group("active learning")
     a.add_argument("--initial", type=int, default=50, help="size of the initial labeled pool L0")
     a.add_argument("--budget", type=int, default=50, help="b: queries per stage")
@@ -75,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--backbone", default="auto", help="auto | small (8x8) | lenet (28x28) | vgg16 (32x32)")
     m.add_argument("--latent", type=int, default=None, help="latent size (vnn 60; dalbt 60, 512 with vgg16)")
     m.add_argument("--beta", type=float, default=0.1, help="vnn: KL weight")
-    m.add_argument("--gamma", type=float, default=1e-3, help="dalbt: Barlow Twins weight γ")
+    m.add_argument("--bt-weight", type=float, default=1e-3, help="dalbt: weight γ of the Barlow Twins loss")
+    renamed(m, "--gamma", "--bt-weight", dest="bt_weight", type=float)
     m.add_argument("--lambd", type=float, default=0.0051, help="dalbt: off-diagonal weight λ")
     m.add_argument("--projector", type=int, default=256, help="dalbt: projector width")
     t = r.add_argument_group("training (per stage)")
@@ -91,10 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="early stopping: end a stage's training after this many epochs without a better validation "
                         "accuracy (0: always train --epochs)")
     x = r.add_argument_group("execution")
-    x.add_argument("--no-ray", action="store_true", help="run everything in this process, one run after another")
-    x.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
-    x.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
-    x.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU share per Ray task (e.g. 0.25)")
+    ray_flags(x, what="(strategy, seed) runs")
+    renamed(x, "--gpus-per-run", "--gpus-per-worker", dest="gpus_per_worker", type=float)
     x.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
     r.set_defaults(func=cmd_run)
 
@@ -104,8 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Selection time per strategy on one pool and one trained model; prints one JSON line and "
                     "writes sampling_time.json (+ .parquet) to --out.")
     add_timing_args(s)
-    s.add_argument("--out", required=True, help="folder to write")
-    s.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    out_flags(s, what="folder to write")
     s.set_defaults(func=cmd_sampling_time)
 
 
@@ -118,7 +114,7 @@ def add_timing_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--strategies", nargs="+", default=None, help="strategy specs (default: all ten)")
     s.add_argument("--train-steps", type=int, default=150, help="updates that train the timed model first")
     s.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
-    s.add_argument("--seed", type=int, default=0, help="random seed")
+    seed_flags(s, seeds=None)
 
 
 def loop_config(args):
@@ -130,19 +126,19 @@ def loop_config(args):
 
     ood_frac, removed, noise = SCENARIOS[args.scenario]
     ood_frac = ood_frac if args.ood_fraction is None else args.ood_fraction
-    scenario = Scenario(dataset=args.dataset, ood=tuple(n for n in args.ood.split(",") if n and n != "none"),
+    scenario = Scenario(dataset=args.data, ood=tuple(n for n in args.ood.split(",") if n and n != "none"),
                         ood_fraction=ood_frac, val_fraction=args.val_fraction, data_root=args.data_root,
                         download=args.download)
     noise = noise if args.noise is None else args.noise
     superclasses = None
     if noise > 0:
-        text = args.superclasses or (DIGIT_SUPERCLASSES if args.dataset == "digits" else None)
+        text = args.superclasses or (DIGIT_SUPERCLASSES if args.data == "digits" else None)
         superclasses = scenario.superclasses(text)
     opts = {"backbone": args.backbone}
     if args.model == "vnn":
         opts.update(variant=args.variant, beta=args.beta, latent=args.latent or 60)
     else:
-        opts.update(gamma=args.gamma, lambd=args.lambd, projector=args.projector, latent=args.latent)
+        opts.update(gamma=args.bt_weight, lambd=args.lambd, projector=args.projector, latent=args.latent)
     train = TrainConfig(epochs=args.epochs, min_steps=args.min_steps,
                         batch_size=args.batch_size or (128 if args.model == "vnn" else 64), lr=args.lr,
                         weight_decay=args.weight_decay, optimizer=args.optimizer, eval_every=args.eval_every,
@@ -174,7 +170,7 @@ def _check_run(args) -> None:
 
     if args.backbone != "auto" and args.backbone not in ENCODERS:
         raise RayclError(f"--backbone: unknown backbone '{args.backbone}'; choose auto or one of {', '.join(ENCODERS)}")
-    data_source(args.dataset, args.data_root, args.download, flag="--dataset")
+    data_source(args.data, args.data_root, args.download, flag="--data")
     ood_frac = SCENARIOS[args.scenario][0] if args.ood_fraction is None else args.ood_fraction
     if ood_frac > 0:
         names = [n for n in args.ood.split(",") if n and n != "none"]
@@ -198,12 +194,11 @@ def cmd_run(args) -> int:
     if cfg.noise > 0 and cfg.superclasses is None:
         raise RayclError("a noisy oracle flips labels within superclasses: use a dataset with coarse labels "
                          "(cifar100) or give --superclasses, e.g. '0,6,8,9;1,4,7;2,3,5'")
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    seeds = list(range(args.seed, args.seed + args.seeds))
     # metrics.parquet, summary.json and curves.png are written together when every run has
     # finished; the rows of finished runs meanwhile in metrics.partial.parquet
     with claim_run(args.out, overwrite=args.overwrite, command="raycl active run"), results(args.out):
-        result = run_experiment(scenario, strategies, seeds, cfg, args.out, use_ray=not args.no_ray,
-                                address=args.address, num_cpus=args.num_cpus, gpus_per_run=args.gpus_per_run)
+        result = run_experiment(scenario, strategies, seeds, cfg, args.out, runner=runner(args, progress=False))
     from raycl.stats import fmt, what
 
     print(f"{what('seeds', len(seeds))}:")

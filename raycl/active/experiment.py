@@ -10,7 +10,7 @@ import time
 import pandas as pd
 
 from raycl.active import report
-from raycl.active.distributed import run_local, run_ray
+from raycl.active.distributed import run_all
 from raycl.active.loop import LoopConfig
 from raycl.active.scenario import Scenario
 from raycl.active.strategies import make_strategy
@@ -23,8 +23,12 @@ PARTIAL = "metrics.partial.parquet"
 
 
 def run_experiment(scenario: Scenario, strategies: list[str], seeds: list[int], cfg: LoopConfig, out: str,
-                   use_ray: bool = True, address: str | None = None, num_cpus: int | None = None,
-                   gpus_per_run: float = 0.0, progress: bool = True) -> dict:
+                   runner=None, progress: bool = True) -> dict:
+    """`runner` (raycl.runner.Runner) runs the (strategy, seed) jobs; default: this process."""
+    if runner is None:
+        from raycl.runner import Runner
+
+        runner = Runner(use_ray=False, progress=False)
     for s in strategies:  # fail on a bad spec before starting anything
         make_strategy(s)
     run = RunDir(out)
@@ -63,10 +67,7 @@ def run_experiment(scenario: Scenario, strategies: list[str], seeds: list[int], 
 
     t0 = time.perf_counter()
     try:
-        if use_ray:
-            run_ray(scenario, jobs, cfg, done, address=address, num_cpus=num_cpus, gpus_per_run=gpus_per_run)
-        else:
-            run_local(scenario, jobs, cfg, done)
+        run_all(runner, scenario, jobs, cfg, done)
     finally:  # the bar's last line before any error message
         if bar:
             bar.close()

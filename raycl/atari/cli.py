@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from raycl import RayclError
-from raycl.cliargs import DefaultsHelp
+from raycl.cliargs import DefaultsHelp, out_flags, ray_flags, seed_flags
 
 
 def register(subparsers) -> None:
@@ -41,14 +41,12 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-4, help="A3C shared Adam learning rate")
     p.add_argument("--minimal-actions", action="store_true",
                    help="each game's own action set instead of all 18 (networks then differ in size)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (networks, environments)")
-    p.add_argument("--out", default="runs/atari", help="run folder (RUN_DIR)")
+    seed_flags(p, seeds=None)
+    out_flags(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (skips stored games, resumes checkpoints); the settings must be "
                         "the run's (--workers, --ae-lr, --ae-max-iters may change)")
-    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    ray_flags(p, gpus=None, threads=None, what=None)  # A3C's workers are Ray actors: no --no-ray
     p.set_defaults(func=run)
 
 

@@ -2,52 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from raycl.cliargs import config_flags, config_values, out_flags, ray_flags, renamed
 from raycl.hyper.config import PRESETS, TRAIN_READOUTS, HyperConfig
 
 READOUT_RULES = (*TRAIN_READOUTS, "ncm")
 
-# settings a user may override on the command line: (flag, type, help)
-OVERRIDES = [
-    ("population", int, "M, models in the population"),
-    ("epochs", int, "outer epochs"),
-    ("i", int, "instances per task"),
-    ("k", int, "synaptic steps per task"),
-    ("h_cl", int, "continual-learning tasks per hyper-stream"),
-    ("h_h", int, "tasks per hyper-stream in all"),
-    ("d", int, "deployment tasks"),
-    ("hyper_batch", int, "instances per hyper-loss batch"),
-    ("hyper_loss_over", str, "stream | seen | heldout"),
-    ("order", str, "sequential | iid (the IID control)"),
-    ("phi_grad", str, "first-order | through-update | through-task (one phenotype step per task, back through "
-                      "its k synaptic steps)"),
-    ("learn", str, "phenotype | phenotype+theta0 (the synapses' start θ0 learned too) | theta0 (φ stays random)"),
-    ("readout_rule", str, "synaptic steps' read-out: linear | seen-softmax | reset"),
-    ("unroll", int, "through-update: synaptic steps the phenotype gradient goes back through"),
-    ("lr_synapses", float, "alpha, synaptic SGD learning rate in hyper-training"),
-    ("lr_phenotype", float, "gamma, phenotype learning rate"),
-    ("mode", str, "supervised | unsupervised"),
-    ("model", str, "dan | warp (the parameter-matched WarpGrad baseline)"),
-    ("n_channels", int, "DAN input channels"),
-    ("sharing", str, "net0 | net1 | net2"),
-    ("target_params", int, "choose hidden widths to reach this parameter count"),
-    ("source", str, "meta-train source (see `raycl data list`)"),
-    ("data_root", str, "root folder of a real source"),
-    ("seed", int, "random seed"),
-    ("checkpoint_every", int, "epochs between checkpoints"),
-    ("checkpoint_steps", int, "ray backend: also checkpoint every N synaptic steps (0: epoch boundaries only)"),
-]
+# the config fields whose flag says it in the shared vocabulary (raycl.cliargs)
+FLAG_NAMES = {"source": "--data"}
 
 
 def _eval_flags(p) -> None:
-    p.add_argument("--eval-source", default=None,
-                   help="meta-eval dataset (default: the offline digits; with --eval-root alone, the one of mnist, "
+    """Meta-eval data: deployment's only data flags, so they are --data / --data-root here."""
+    p.add_argument("--data", dest="eval_source", default=None,
+                   help="meta-eval dataset (default: the offline digits; with --data-root alone, the one of mnist, "
                         "fashion-mnist, kmnist found there, as torchvision lays it out: ROOT/MNIST/raw/...)")
-    p.add_argument("--eval-root", default=None,
+    p.add_argument("--data-root", dest="eval_root", default=None,
                    help="root folder of a real meta-eval dataset (its test split is used: 10 held-out classes)")
+    renamed(p, "--eval-source", "--data", dest="eval_source")
+    renamed(p, "--eval-root", "--data-root", dest="eval_root")
 
 
 def register(sub) -> None:
@@ -58,26 +33,21 @@ def register(sub) -> None:
         "TensorBoard scalars under tb/ and config.json into --out.",
     )
     p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="named settings (default: %(default)s)")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
+    out_flags(p, resume=True)
     p.add_argument("--backend", default="reference", choices=["reference", "ray", "packed"],
                    help="reference: one process; ray: one actor per model and a parameter server; packed: the M "
                         "models stacked in one process (on the GPU when there is one), their steps vmapped together")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1: small models)")
-    p.add_argument("--gpus-per-model", type=float, default=1.0,
-                   help="ray backend: GPU share of each synapse worker when the cluster has GPUs "
-                   "(0.5 packs two models per card; default %(default)s)")
     p.add_argument("--seeds", type=int, default=1,
                    help="independent hyper-trainings from seeds S..S+N-1 (S = --seed), each with its own θ0/φ0 and "
-                        "streams, as Ray tasks side by side into RUN/seed_S/ (default %(default)s: one run in RUN)")
-    p.add_argument("--no-ray", action="store_true", help="with --seeds: train them one after another in this process")
-    p.add_argument("--address", default=None, help="with --seeds: Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="with --seeds: CPUs of a local Ray (default: all)")
+                        "streams, as Ray tasks side by side into RUN/seed_S/ (1: one run in RUN)")
     p.add_argument("--max-restarts", type=int, default=3,
-                   help="ray backend: times Ray restarts a dead actor before the run gives up (default %(default)s)")
-    for name, typ, hlp in OVERRIDES:
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help=hlp)
+                   help="ray backend: times Ray restarts a dead actor before the run gives up")
+    x = p.add_argument_group("where it runs (--backend ray, or --seeds N as Ray tasks)")
+    ray_flags(x, gpus=1.0, what="--seeds hyper-trainings")
+    renamed(x, "--gpus-per-model", "--gpus-per-worker", dest="gpus_per_worker", type=float)
+    c = p.add_argument_group("settings (default: the --preset's values, shown for the default preset)")
+    config_flags(c, HyperConfig, flag_names=FLAG_NAMES, preset=PRESETS["default"])
+    renamed(c, "--source", "--data", dest="source")
     p.set_defaults(func=cmd_hyper_train)
 
     q = sub.add_parser(
@@ -105,10 +75,7 @@ def register(sub) -> None:
                         "linear; seen-softmax (softmax over the classes seen so far); reset (a new class's output row "
                         "starts at zero, ANML); ncm (nearest class mean of the last hidden layer). Results of a rule "
                         "other than linear go to deployment_RULE.* and summary_RULE.json beside the linear ones")
-    q.add_argument("--no-ray", action="store_true", help="deploy a replicated run's phenotypes one after another here")
-    q.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
-    q.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
-    q.add_argument("--threads", type=int, default=1, help="torch threads")
+    ray_flags(q, gpus=None, what="deployments of a replicated run's phenotypes")
     q.add_argument("--overwrite", action="store_true", help="replace the run's earlier deployment results")
     q.set_defaults(func=cmd_deploy)
     register_report(sub)
@@ -117,7 +84,7 @@ def register(sub) -> None:
 def _config(args) -> HyperConfig:
     from raycl.hyper.config import preset
 
-    return preset(args.preset, **{name: getattr(args, name) for name, _, _ in OVERRIDES})
+    return preset(args.preset, **config_values(args, HyperConfig))
 
 
 def cmd_hyper_train(args) -> int:
@@ -132,7 +99,8 @@ def cmd_hyper_train(args) -> int:
     if args.backend == "ray":
         from raycl.population.trainer import RayTrainer as Trainer
 
-        options = {"gpus_per_model": args.gpus_per_model, "max_restarts": args.max_restarts, "threads": args.threads}
+        options = {"gpus_per_model": args.gpus_per_worker, "max_restarts": args.max_restarts, "threads": args.threads,
+                   "address": args.address, "num_cpus": args.num_cpus}
     elif args.backend == "packed":
         from raycl.population.packed import PackedTrainer as Trainer
     else:
@@ -144,7 +112,7 @@ def cmd_hyper_train(args) -> int:
     ckpt = None
     if args.resume:
         ckpt = load_checkpoint(args.out)
-        overrides = {n: getattr(args, n) for n, _, _ in OVERRIDES if getattr(args, n) is not None}
+        overrides = config_values(args, HyperConfig)
         cfg = resume_config(ckpt, overrides, args.out)
     else:
         cfg = _config(args)

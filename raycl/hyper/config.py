@@ -13,51 +13,63 @@ DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 PHI_GRADS = ("first-order", "through-update", "through-task")
 LEARN = ("phenotype", "phenotype+theta0", "theta0")
 TRAIN_READOUTS = ("linear", "seen-softmax", "reset")
+HYPER_LOSS_OVER = ("stream", "seen", "heldout")
+ORDERS = ("sequential", "iid")
+MODES = ("supervised", "unsupervised")
+MODELS = ("dan", "warp")
+SHARING = ("net0", "net1", "net2")
+
+
+def _f(default, help: str, choices=None):
+    """A setting: its default, and the help and choices its command-line flag shows."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class HyperConfig:
     # hyper-stream shape (§6.3): d << h_CL << h_H
-    population: int = 3  # M models, each on its own hyper-stream
-    i: int = 5  # training instances per task (class)
-    k: int = 25  # synaptic steps per task
-    h_cl: int = 20  # continual-learning tasks per stream
-    h_h: int = 25  # tasks on the stream in all (the last h_H - h_CL are never trained on)
-    holdout: int = 5  # held-out instances per class on the stream
-    d: int = 10  # deployment tasks
-    deploy_i: int = 5  # training instances per deployment task
-    deploy_holdout: int = 10  # held-out instances per deployment class (generalization)
-    hyper_batch: int = 50  # instances in each hyper-loss batch
-    hyper_loss_over: str = "stream"  # stream | seen | heldout
-    order: str = "sequential"  # sequential (class-incremental) | iid (the IID control)
-    # first-order | through-update (per synaptic step) | through-task (one φ step per task, back
-    # through the task's k synaptic steps, OML/ANML style)
-    phi_grad: str = "first-order"
-    unroll: int = 1  # through-update: synaptic steps the φ gradient back-propagates through
-    learn: str = "phenotype"  # phenotype | phenotype+theta0 (θ0 learned with φ) | theta0 (φ stays random: the control)
-    readout_rule: str = "linear"  # linear | seen-softmax | reset (the synaptic steps' read-out rule)
-    # learning rates: alpha for synapses (plain SGD), gamma for the phenotype
-    lr_synapses: float = 1e-3
-    lr_phenotype: float = 1e-3
-    phenotype_optimizer: str = "adam"  # adam | sgd
-    epochs: int = 100  # outer epochs
+    population: int = _f(3, "M, models in the population, each on its own hyper-stream")
+    i: int = _f(5, "training instances per task (class)")
+    k: int = _f(25, "synaptic steps per task")
+    h_cl: int = _f(20, "h_CL, continual-learning tasks per hyper-stream")
+    h_h: int = _f(25, "h_H, tasks per hyper-stream in all (the last h_H - h_CL are never trained on)")
+    holdout: int = _f(5, "held-out instances per class on the stream")
+    d: int = _f(10, "deployment tasks")
+    deploy_i: int = _f(5, "training instances per deployment task")
+    deploy_holdout: int = _f(10, "held-out instances per deployment class (generalization)")
+    hyper_batch: int = _f(50, "instances per hyper-loss batch")
+    hyper_loss_over: str = _f("stream", "what the hyper-loss is measured on", HYPER_LOSS_OVER)
+    order: str = _f("sequential", "the stream's order: class-incremental, or iid (the IID control)", ORDERS)
+    phi_grad: str = _f("first-order", "the phenotype gradient: first-order; through-update (back through --unroll "
+                       "synaptic steps); through-task (one phenotype step per task, back through its k steps)",
+                       PHI_GRADS)
+    unroll: int = _f(1, "through-update: synaptic steps the phenotype gradient goes back through")
+    learn: str = _f("phenotype", "what hyper-training learns: the phenotype; also the synapses' start θ0; or θ0 "
+                    "alone (φ stays random: the control)", LEARN)
+    readout_rule: str = _f("linear", "the synaptic steps' read-out: linear, softmax over the seen classes, or reset "
+                           "(a new class's output row starts at zero)", TRAIN_READOUTS)
+    lr_synapses: float = _f(1e-3, "α, the synapses' SGD learning rate in hyper-training")
+    lr_phenotype: float = _f(1e-3, "γ, the phenotype's learning rate")
+    phenotype_optimizer: str = _f("adam", "the phenotype's update rule", ("adam", "sgd"))
+    epochs: int = _f(100, "outer epochs")
     # model
-    mode: str = "supervised"  # supervised (NLL) | unsupervised (DAN auto-encoder, MSE)
-    model: str = "dan"  # dan | warp
-    image_size: int = 14
-    hidden: tuple[int, ...] = (32, 32)
-    n_channels: int = 4
-    phenotype_hidden: tuple[int, ...] = (15, 8)
-    sharing: str = "net1"
-    readout: str = "linear"
-    latent: int = 32  # auto-encoder code size
-    target_params: int | None = None  # choose hidden widths to reach this many parameters
+    mode: str = _f("supervised", "supervised (NLL) or unsupervised (DAN auto-encoder, MSE)", MODES)
+    model: str = _f("dan", "dan, or warp (the parameter-matched WarpGrad baseline)", MODELS)
+    image_size: int = _f(14, "images are resized to SIZE x SIZE")
+    hidden: tuple[int, ...] = _f((32, 32), "hidden DAN layer widths")
+    n_channels: int = _f(4, "synaptic vector size (the phenotype's inputs)")
+    phenotype_hidden: tuple[int, ...] = _f((15, 8), "the phenotype MLP's hidden widths")
+    sharing: str = _f("net1", "net0: one phenotype; net1: one per layer; net2: one per DAN", SHARING)
+    readout: str = _f("linear", "the output layer: linear, or DANs too", ("linear", "dan"))
+    latent: int = _f(32, "unsupervised: the auto-encoder's code size")
+    target_params: int | None = _f(None, "choose hidden widths to reach this many parameters")
     # data
-    source: str = "glyphs"  # meta-train source (its background split); several joined by '+' are mixed
-    data_root: str | None = None
-    seed: int = 0
-    checkpoint_every: int = 10  # outer epochs between checkpoints
-    checkpoint_steps: int = 0  # Ray backend: also checkpoint every this many synaptic steps (0: epochs only)
+    source: str = _f("glyphs", "meta-train source, its background split (see `raycl data list`); several joined "
+                     "by '+' are mixed")
+    data_root: str | None = _f(None, "root folder of a real source")
+    seed: int = _f(0, "random seed (with --seeds N: the first of N consecutive seeds)")
+    checkpoint_every: int = _f(10, "outer epochs between checkpoints")
+    checkpoint_steps: int = _f(0, "ray backend: also checkpoint every N synaptic steps (0: epoch boundaries only)")
 
     def __post_init__(self):
         checks = [
@@ -66,8 +78,8 @@ class HyperConfig:
             (1 <= self.h_cl <= self.h_h, "need 1 <= h_cl <= h_h"),
             (self.d >= 1, "d must be >= 1"),
             (self.hyper_batch >= 1, "hyper_batch must be >= 1"),
-            (self.hyper_loss_over in ("stream", "seen", "heldout"), "hyper_loss_over is stream, seen or heldout"),
-            (self.order in ("sequential", "iid"), "order is sequential or iid"),
+            (self.hyper_loss_over in HYPER_LOSS_OVER, "hyper_loss_over is stream, seen or heldout"),
+            (self.order in ORDERS, "order is sequential or iid"),
             (self.phi_grad in PHI_GRADS, "phi_grad is first-order, through-update or through-task"),
             (self.learn in LEARN, "learn is phenotype, phenotype+theta0 or theta0"),
             (self.readout_rule in TRAIN_READOUTS, "readout_rule is linear, seen-softmax or reset (ncm is a "
@@ -75,8 +87,10 @@ class HyperConfig:
             (self.unroll >= 1, "unroll must be >= 1"),
             (self.unroll == 1 or self.phi_grad == "through-update", "unroll > 1 needs phi_grad=through-update"),
             (self.phenotype_optimizer in ("adam", "sgd"), "phenotype_optimizer is adam or sgd"),
-            (self.mode in ("supervised", "unsupervised"), "mode is supervised or unsupervised"),
-            (self.model in ("dan", "warp"), "model is dan or warp"),
+            (self.mode in MODES, "mode is supervised or unsupervised"),
+            (self.model in MODELS, "model is dan or warp"),
+            (self.sharing in SHARING, "sharing is net0, net1 or net2"),
+            (self.readout in ("linear", "dan"), "readout is linear or dan"),
             (self.lr_synapses > 0 and self.lr_phenotype > 0, "learning rates must be > 0"),
             (self.checkpoint_every >= 1 and self.checkpoint_steps >= 0,
              "checkpoint_every must be >= 1 and checkpoint_steps >= 0"),

@@ -72,7 +72,7 @@ META_EVAL_REAL = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "
 
 
 def meta_eval_source(source: str | None, root) -> str:
-    """The meta-eval dataset: as named; with only --eval-root, the one MNIST-family dataset laid
+    """The meta-eval dataset: as named; with only --data-root, the one MNIST-family dataset laid
     out there (ROOT/MNIST, ROOT/FashionMNIST or ROOT/KMNIST); else the offline digits."""
     if source is not None:
         return source
@@ -83,7 +83,7 @@ def meta_eval_source(source: str | None, root) -> str:
     found = [n for n, folder in META_EVAL_REAL.items() if (Path(root).expanduser() / folder / "raw").is_dir()]
     if len(found) != 1:
         what = f"holds {' and '.join(found)}" if found else "holds none of MNIST/, FashionMNIST/, KMNIST/ (each with raw/)"
-        raise RayclError(f"--eval-root {root} {what}; name the meta-eval set with --eval-source "
+        raise RayclError(f"--data-root {root} {what}; name the meta-eval set with --data "
                          f"{'|'.join(META_EVAL_REAL)}")
     return found[0]
 

@@ -61,10 +61,11 @@ def _user_error(err: BaseException) -> BaseException:
 class RayTrainer(PopulationTrainer):
     def __init__(self, cfg: HyperConfig, out: str | Path | None = None, pool=None, *, gpus_per_model: float = 1.0,
                  cpus_per_model: float = 1.0, threads: int = 1, max_restarts: int = 3, max_recoveries: int | None = None,
-                 fault: tuple | None = None):
+                 fault: tuple | None = None, address: str | None = None, num_cpus: int | None = None):
         super().__init__(cfg, out, pool)
         self.options = {"gpus_per_model": gpus_per_model, "cpus_per_model": cpus_per_model, "threads": threads,
                         "max_restarts": max_restarts}
+        self.ray_at = {"address": address, "num_cpus": num_cpus}  # where init_ray starts or joins Ray
         self.max_recoveries = max_recoveries if max_recoveries is not None else max(1, max_restarts) * cfg.population
         self.fault = fault  # test hook (model, epoch, step): that worker calls os._exit there, once
         self.recoveries = 0
@@ -82,7 +83,7 @@ class RayTrainer(PopulationTrainer):
 
         from raycl.cluster import init_ray
 
-        init_ray()
+        init_ray(**self.ray_at)
         o = self.options
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         cfg = self.cfg.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from raycl import RayclError
-from raycl.cliargs import renamed
+from raycl.cliargs import data_flags, out_flags, ray_flags, renamed, seed_flags
 
 DEFAULT_BASELINES = "sgd,l2,online_l2,ewc,online_ewc,pc"
 
@@ -24,25 +24,42 @@ def _ints(s: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{s}'") from None
 
 
-def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) -> None:
+class _Workers(argparse.Action):
+    """The old `--workers N`: N > 0 was Ray on N CPUs, 0 this process (now --num-cpus / --no-ray)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        sys.stderr.write("raycl: warning: --workers is now --num-cpus N (or --no-ray for 0); the old name goes "
+                         "in the next release\n")
+        namespace.no_ray, namespace.num_cpus = values == 0, values or None
+
+
+def _common(p: argparse.ArgumentParser, stream: str | None = "split", tasks: int = 20, tuning: bool = True) -> None:
+    """The flags every action takes; `stream=None`: the action picks its own streams;
+    `tuning=False`: every network trains from scratch (no fine-tuning flags)."""
     from raycl.selfnet.names import STREAMS
 
     g = p.add_argument_group("data and stream")
-    g.add_argument("--out", required=True, help="run folder: metrics.parquet, summary.json, tb/, PNGs")
-    g.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
-    g.add_argument("--data", default="digits",
-                   help="image source (default: the offline digits; mnist/cifar10/cifar100 need --data-root)")
-    g.add_argument("--data-root", default=None, help="folder holding a real dataset")
-    g.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    g.add_argument("--stream", default=stream, choices=STREAMS,
-                   help="permuted | split (1 positive vs 4 negative digits) | pairs | cifar10 (one class vs rest) "
-                        "| cifar100 (tasks of 10 classes)")
+    out_flags(g, what="run folder: metrics.parquet, summary.json, tb/, PNGs")
+    data_flags(g, default="digits",
+               what="image source (default: the offline digits; mnist/cifar10/cifar100 need --data-root)")
+    if stream is not None:
+        g.add_argument("--stream", default=stream, choices=STREAMS,
+                       help="permuted | split (1 positive vs 4 negative digits) | pairs | cifar10 (one class vs "
+                            "rest) | cifar100 (tasks of 10 classes)")
     g.add_argument("--tasks", type=int, default=tasks, help="number of tasks in the stream")
-    g.add_argument("--seed", type=int, default=0, help="random seed (data order, initial weights)")
+    seed_flags(g, seeds=None)
     t = p.add_argument_group("task networks")
     t.add_argument("--epochs", type=int, default=15, help="epochs for networks trained from scratch")
     t.add_argument("--lr", type=float, default=0.02, help="SGD learning rate of networks trained from scratch")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum of networks trained from scratch")
+    x = p.add_argument_group("execution (task networks train as Ray tasks)")
+    ray_flags(x, gpus=0.25, what="task networks")
+    x.add_argument("--workers", type=int, action=_Workers, help=argparse.SUPPRESS)
+    renamed(x, "--ray-address", "--address", dest="address")
+    if not tuning:
+        return
     t.add_argument("--tune-epochs", type=int, default=10, help="epochs for networks fine-tuned from the source")
     t.add_argument("--tune-lr", type=float, default=0.01, help="SGD learning rate of fine-tuned networks")
     t.add_argument("--tune-momentum", type=float, default=0.5, help="SGD momentum of fine-tuned networks")
@@ -52,30 +69,30 @@ def _common(p: argparse.ArgumentParser, stream: str = "split", tasks: int = 20) 
     t.add_argument("--init-source", default="first-batch-mean", choices=("first-batch-mean", "first-task", "none"),
                    help="θ* for later networks: mean of the first buffer's networks (§2.4.2), the first task's "
                         "network, or none (every network from its own random init)")
-    t.add_argument("--workers", type=int, default=0,
-                   help="train task networks as Ray tasks on this many CPUs (0: in this process)")
-    t.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS or local)")
-    renamed(t, "--ray-address", "--address", dest="address")
 
 
 def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987,0.986", max_iters=3000,
-        decoder_hidden=None, stop="mean", lr="3e-3,1e-4", contractive=1e-4) -> None:
+        decoder_hidden=None, stop="mean", lr="3e-3,1e-4", contractive=1e-4, store: bool = True) -> None:
+    """The auto-encoder's flags; `store=False`: one fit, no buffered consolidations (multiarch)."""
     g = p.add_argument_group("auto-encoder and store (Algorithm 1)")
     g.add_argument("--latent", type=int, default=latent, help="s: latent floats per (sub-)network")
     g.add_argument("--hidden", type=_ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
-    g.add_argument("--decoder-hidden", type=_ints, default=decoder_hidden,
-                   help="decoder hidden sizes between latent and output (default: --hidden mirrored), e.g. 32")
     g.add_argument("--activation", default="elu", choices=("tanh", "sigmoid", "elu", "relu", "linear"),
                    help="the auto-encoder's activation")
-    g.add_argument("--buffer", type=int, default=buffer, help="m: networks waiting before the AE is retrained")
+    if store:
+        g.add_argument("--decoder-hidden", type=_ints, default=decoder_hidden,
+                       help="decoder hidden sizes between latent and output (default: --hidden mirrored), e.g. 32")
+        g.add_argument("--buffer", type=int, default=buffer, help="m: networks waiting before the AE is retrained")
+        g.add_argument("--stop", choices=("mean", "min"), default=stop,
+                       help="threshold on the mean cosine (Algorithm 1) or on every network's (the authors' code)")
     g.add_argument("--thresholds", type=_floats, default=_floats(thresholds),
-                   help="cosine threshold per consolidation; the last repeats")
-    g.add_argument("--stop", choices=("mean", "min"), default=stop,
-                   help="threshold on the mean cosine (Algorithm 1) or on every network's (the authors' code)")
+                   help="cosine threshold per consolidation; the last repeats" if store else
+                        "cosine threshold of the shared AE (the first value is used)")
     g.add_argument("--contractive", type=float, default=contractive,
                    help="λ of the Jacobian penalty (eq 2.3; the text's value is 1e-4)")
     g.add_argument("--ae-lr", type=_floats, default=_floats(lr),
-                   help="Adam learning rate of the AE per consolidation; the last repeats")
+                   help="Adam learning rate of the AE per consolidation; the last repeats" if store else
+                        "Adam learning rate of the AEs (the first value is used)")
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
     g.add_argument("--no-residual", dest="residual", action="store_false",
                    help="code raw networks, not differences from the decoder's bias started at the first "
@@ -110,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = s.add_parser("robustness", help="accuracy against cosine under Gaussian weight noise (Fig 2.2)",
                      description="Add zero-mean Gaussian noise (σ relative to the weights' std) to trained task "
                                  "networks; plot accuracy against cosine similarity to the originals.")
-    _common(r, tasks=3)
+    _common(r, tasks=3, tuning=False)
     r.add_argument("--sigmas", type=_floats, default=_floats("0.02,0.05,0.08,0.1,0.15,0.2,0.3,0.5,0.8,1.2,2,3"),
                    help="noise std per weight, relative to the weights' std")
     r.add_argument("--draws", type=int, default=4, help="noise draws per σ per network")
@@ -120,8 +137,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = s.add_parser("multiarch", help="one AE for MNIST and CIFAR networks; sub-vectors vs whole (Fig 2.7)",
                      description="Left: an AE over 3 sub-vectors of a 61,326-parameter CIFAR network against an AE "
                                  "over the whole vector. Right: one AE holding MNIST and CIFAR networks together.")
-    _common(m, tasks=5)
-    _ae(m, latent=16, buffer=6, thresholds="0.997", max_iters=3000)
+    _common(m, stream=None, tasks=5, tuning=False)
+    _ae(m, latent=16, thresholds="0.997", max_iters=3000, store=False)
     m.add_argument("--curve-iters", type=int, default=300, help="AE updates for the left panel's curves")
     m.set_defaults(func=cmd_multiarch)
 
@@ -171,27 +188,28 @@ def _setup(args):
 
     from raycl.runio import RunDir
 
-    torch.set_num_threads(1 if args.workers == 0 else torch.get_num_threads())
+    torch.set_num_threads(args.threads)
     return RunDir(args.out)
 
 
 def _train_cfgs(args):
+    """Networks trained from scratch and, where the action fine-tunes, networks tuned from θ*."""
     from raycl.selfnet.train import TrainConfig
 
-    first = TrainConfig(args.epochs, 32, args.lr, args.momentum, args.anchor_lam, args.anchor_reduction)
-    tune = TrainConfig(args.tune_epochs, 32, args.tune_lr, args.tune_momentum, args.anchor_lam, args.anchor_reduction,
-                       lr_flag="--tune-lr")
+    first = TrainConfig(args.epochs, 32, args.lr, args.momentum)
+    if "tune_epochs" not in vars(args):
+        return first, None
+    anchor = dict(anchor_lam=args.anchor_lam, anchor_reduction=args.anchor_reduction)
+    first = TrainConfig(args.epochs, 32, args.lr, args.momentum, **anchor)
+    tune = TrainConfig(args.tune_epochs, 32, args.tune_lr, args.tune_momentum, **anchor, lr_flag="--tune-lr")
     return first, tune
 
 
 def _trainer(args):
-    if args.workers > 0:
-        from raycl.selfnet.parallel import RayTrainer
+    from raycl.cliargs import runner
+    from raycl.selfnet.trainers import TaskNetTrainer
 
-        return RayTrainer(args.address, num_cpus=args.workers)
-    from raycl.selfnet.trainers import SerialTrainer
-
-    return SerialTrainer()
+    return TaskNetTrainer(runner(args, progress=False))
 
 
 def _stream(args, kind=None):

@@ -1,6 +1,6 @@
 """Self-Net's experiments (Chapter 2) as plain functions: a stream in, rows and a summary out.
 
-Who trains the task networks is a `trainer` (SerialTrainer here, RayTrainer for Ray); the
+Who trains the task networks is a `trainer` (trainers.TaskNetTrainer: Ray tasks or this process); the
 auto-encoder trains in this process, on the GPU when there is one. Original weights are
 kept by the *harness* only to report each recollection's cosine; the store never sees them
 after folding.
@@ -21,7 +21,7 @@ from raycl.selfnet.store import NetMeta, SelfNet, fit_ae
 from raycl.selfnet.streams import Task
 from raycl.selfnet.tasknets import make_tasknet
 from raycl.selfnet.train import TrainConfig, accuracy_of_flat
-from raycl.selfnet.trainers import SerialTrainer, TNJob
+from raycl.selfnet.trainers import TaskNetTrainer, TNJob
 
 SOURCES = ("first-batch-mean", "first-task", "none")
 
@@ -70,7 +70,7 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
                 on_ae=None) -> dict:
     """Algorithm 1 over a stream. After every task, every task seen so far is evaluated with
     its recollection (or its original while it waits in the buffer)."""
-    trainer = trainer or SerialTrainer()
+    trainer = trainer or TaskNetTrainer()
     probe = make_tasknet(arch, num_outputs)
     length = sum(p.numel() for p in probe.parameters())
     sn = SelfNet(cfg.n or length, cfg.latent, cfg.hidden, cfg.activation, cfg.buffer_size, cfg.thresholds,

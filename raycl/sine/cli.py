@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-PRESETS = {
-    # the dissertation's settings (§5.6) and the must-show comparison
-    "dissertation": {},
-    # adds Fig 5.4 (net0/net1/net2) and the n_channels sweep: 7 meta-trainings in all
-    "full": {"compare": ["sharing", "channels"]},
-    # a smoke run (seconds): tiny network, few epochs
-    "quick": {"epochs": 6, "deploy_functions": 3, "hidden": [8, 8], "n_channels": 4, "samples_per_task": 10,
-              "channels": "1,4", "ckpt_every": 3},
-}
+from raycl.cliargs import config_flags, config_values, out_flags, ray_flags, seed_flags
 
-
-def _ints(s: str) -> list[int]:
-    try:
-        return [int(v) for v in s.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from raycl.sine.names import FILTERS, OPTIMIZERS, VARIANTS
+    from raycl.sine.config import PRESETS, SineConfig, SineRun
+    from raycl.sine.names import VARIANTS
 
     p = sub.add_parser(
         "sine",
@@ -43,51 +30,19 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Deployment variants (Fig 5.5): " + ", ".join(f"{k} ({v})" for k, v in VARIANTS.items())
         ),
     )
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
+    out_flags(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default="dissertation",
-                   help="dissertation (default): §5.6 settings, Fig 5.5 deployment; full: also Fig 5.4 and the "
-                        "n_channels sweep (several meta-trainings); quick: a seconds-long smoke run")
-    p.add_argument("--epochs", type=int, default=None, help="meta-epochs, one target function each (default 300)")
-    p.add_argument("--deploy-functions", type=int, default=None, help="unseen deployment functions (default 25)")
-    p.add_argument("--seed", type=int, default=0, help="seed (with --seeds N: the first of N consecutive seeds)")
-    p.add_argument("--seeds", type=int, default=1,
-                   help="independent repeats: N seeds, each meta-trains its own phenotype and deploys it on its own "
-                        "unseen functions (RUN/seed_S/); RUN/summary.json pools them (spread over functions and "
-                        "over per-seed means). Run in parallel as Ray tasks unless --no-ray")
-    p.add_argument("--sharing", choices=["net0", "net1", "net2"], default="net0",
-                   help="net0 one phenotype, net1 one per layer, net2 one per DAN")
-    p.add_argument("--n-channels", type=int, default=None, help="synaptic vector size = phenotype inputs (40)")
-    p.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden DAN layer widths (40 40)")
-    p.add_argument("--phenotype-hidden", type=int, nargs="+", default=[15, 8], help="the phenotype MLP's hidden widths")
-    p.add_argument("--no-skips", action="store_true", help="drop the j->j+2 skip synapses")
-    p.add_argument("--lr-theta", type=float, default=1e-3, help="synapse learning rate α")
-    p.add_argument("--deploy-lr-theta", type=float, default=None,
-                   help="α at deployment, for every phenotype (default: --lr-theta)")
-    p.add_argument("--lr-phi", type=float, default=1e-4, help="phenotype learning rate γ")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                   help="update rule for both θ and φ: adam (default) or sgd (plain steps as in eq 5.5; "
-                        "at α=1e-3 synapses barely move in 500 batch-1 steps, see docs/dan.md)")
-    p.add_argument("--no-inner-phi", action="store_true",
-                   help="φ learns only from the memory loss, not from every inner step")
-    p.add_argument("--filter", choices=FILTERS, default="range",
-                   help="target filter: range keeps functions inside [-.8,.8] (the output range the text "
-                        "states); literal applies the printed inequalities (y_min > -.8 discarded)")
-    p.add_argument("--subtasks", type=int, default=5, help="sub-tasks (x ranges) each target function is learned in")
-    p.add_argument("--samples-per-task", type=int, default=None, help="batch-1 updates per sub-task (100)")
-    p.add_argument("--variants", default=",".join(VARIANTS),
-                   help="comma-separated deployment variants (default: all six of Fig 5.5)")
-    p.add_argument("--compare", nargs="*", choices=["sharing", "channels"], default=None,
-                   help="extra meta-trainings: sharing (Fig 5.4 net0/net1/net2), channels (n_channels sweep)")
-    p.add_argument("--channels", type=_ints, default=None, help="n_channels values for the sweep (1,5,10,20,40)")
-    p.add_argument("--ckpt-every", type=int, default=None, help="checkpoint φ every N meta-epochs (50)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1: batch-1 steps are too small to split)")
-    p.add_argument("--no-ray", action="store_true",
-                   help="run the seeds / comparisons in this process, one after another (default: Ray tasks)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+                   help="dissertation: §5.6 settings, Fig 5.5 deployment; full: also Fig 5.4 and the n_channels sweep "
+                        "(several meta-trainings); quick: a seconds-long smoke run")
+    seed_flags(p, what="independent repeats: each meta-trains its own phenotype and deploys it on its own unseen "
+                       "functions (RUN/seed_S/); RUN/summary.json pools them (spread over functions and over per-seed "
+                       "means)")
+    ray_flags(p, gpus=None, what="seeds / comparisons")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run = p.add_argument_group("experiment (default: the dissertation's; --preset changes some)")
+    config_flags(run, SineRun, preset=SineRun())
+    alg = p.add_argument_group("algorithm (default: the dissertation's; --preset changes some)")
+    config_flags(alg, SineConfig, flag_names={"n_subtasks": "--subtasks"}, preset=SineConfig())
     p.set_defaults(func=cmd_sine)
 
 
@@ -97,27 +52,17 @@ def cmd_sine(args) -> int:
     from raycl import RayclError
     from raycl.sine.experiment import SineExperiment
     from raycl.sine.names import VARIANTS
-    from raycl.sine.meta import SineConfig
     from raycl.runio import claim_run, results
+    from raycl.sine.config import PRESETS, SineConfig, SineRun
 
-    preset = PRESETS[args.preset]
-
-    def pick(name, default):
-        v = getattr(args, name, None)
-        return v if v is not None else preset.get(name, default)
-
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    # the dissertation's defaults (the dataclasses), then the preset's changes, then the flags'
+    chosen = {**PRESETS[args.preset], **config_values(args, SineConfig), **config_values(args, SineRun)}
+    cfg = SineConfig(**{k: v for k, v in chosen.items() if k in SineConfig.__dataclass_fields__})
+    run = SineRun(**{k: v for k, v in chosen.items() if k in SineRun.__dataclass_fields__})
+    variants, compare, channels, deploy_functions = list(run.variants), list(run.compare), run.channels, run.deploy_functions
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         raise RayclError(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
-    channels = pick("channels", "1,5,10,20,40")
-    channels = _ints(channels) if isinstance(channels, str) else channels
-    cfg = SineConfig(
-        sharing=args.sharing, n_channels=pick("n_channels", 40), hidden=tuple(pick("hidden", [40, 40])),
-        phenotype_hidden=tuple(args.phenotype_hidden), skips=not args.no_skips, lr_theta=args.lr_theta,
-        deploy_lr_theta=args.deploy_lr_theta, lr_phi=args.lr_phi, optimizer=args.optimizer, n_subtasks=args.subtasks,
-        samples_per_task=pick("samples_per_task", 100), filter=args.filter, inner_phi=not args.no_inner_phi,
-    )
     if min(cfg.n_channels, *cfg.hidden, cfg.n_subtasks, cfg.samples_per_task) < 1:
         raise RayclError("--n-channels, --hidden, --subtasks and --samples-per-task must be positive")
     if min(cfg.lr_theta, cfg.lr_phi, 1.0 if cfg.deploy_lr_theta is None else cfg.deploy_lr_theta) <= 0:
@@ -125,33 +70,30 @@ def cmd_sine(args) -> int:
     for flag, lr in (("--lr-theta", cfg.lr_theta), ("--lr-phi", cfg.lr_phi), ("--deploy-lr-theta", cfg.deploy_lr_theta)):
         if lr is not None and lr >= 1e30:  # the updates run in float32 (max 3.4e38): such a step overflows
             raise RayclError(f"{flag} {lr:g} is too large for float32 updates; give a learning rate below 1e30")
-    deploy_functions = pick("deploy_functions", 25)
     if deploy_functions < 2:
         raise RayclError("--deploy-functions must be at least 2 (a std needs two)")
     if args.seeds < 1:
         raise RayclError("--seeds must be at least 1")
-    compare = pick("compare", [])
     if args.seeds > 1 and compare:
         raise RayclError("--compare runs with one seed: drop --seeds (or run the comparisons separately, "
                          "e.g. raycl sine --compare sharing --out RUN2)")
     if not variants:
         raise RayclError("--variants names no variant; choose from " + ", ".join(VARIANTS))
     if len(set(variants)) != len(variants):
-        raise RayclError(f"--variants repeats a variant: {args.variants}")
+        raise RayclError(f"--variants repeats a variant: {','.join(variants)}")
     if "channels" in compare and not channels:
         raise RayclError("--compare channels needs n_channels values in --channels, e.g. --channels 1,5,10")
     torch.set_num_threads(max(1, args.threads))
-    kwargs = dict(epochs=pick("epochs", 300), deploy_functions=deploy_functions, variants=variants,
-                  compare=compare, channels=channels, ckpt_every=pick("ckpt_every", 50))
+    kwargs = dict(epochs=run.epochs, deploy_functions=deploy_functions, variants=variants,
+                  compare=compare, channels=channels, ckpt_every=run.ckpt_every)
     # everything above is checked before the run folder is touched; the results are written
     # together when the run succeeds (summary.json last), checkpoints as they come
     with claim_run(args.out, overwrite=args.overwrite, command="raycl sine"), results(args.out):
         runner = None
         if args.seeds > 1 or compare:
-            from raycl.runner import Runner
+            from raycl.cliargs import runner as make_runner
 
-            runner = Runner(use_ray=not args.no_ray, address=args.address, num_cpus=args.num_cpus,
-                            threads=args.threads, progress=not args.no_progress)
+            runner = make_runner(args, progress=not args.no_progress)
         if args.seeds > 1:
             from raycl.sine.experiment import run_seeds
 

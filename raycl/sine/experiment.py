@@ -17,7 +17,8 @@ from raycl.provenance import environment, fingerprint
 from raycl.runio import RunDir, save_figure, write_json, write_parquet
 from raycl.stats import describe, paired, what
 from raycl.sine import plots
-from raycl.sine.meta import SineConfig, SineLearner, deploy, meta_train
+from raycl.sine.config import SineConfig
+from raycl.sine.meta import SineLearner, deploy, meta_train
 from raycl.sine.names import VARIANTS
 from raycl.sine.tasks import sample_function, sample_stream, whole_function_grid
 

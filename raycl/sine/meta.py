@@ -9,7 +9,6 @@ also steps φ alone on the memory loss over everything seen so far after each su
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
@@ -18,40 +17,10 @@ import torch
 from raycl import RayclError
 from raycl.dan import build_dan_regressor, load_into, snapshot, split_parameters
 from raycl.dan.fused import FusedDAN
+from raycl.sine.config import SineConfig
 from raycl.sine.names import OPTIMIZERS
 from raycl.sine.tasks import sample_function, sample_stream, whole_function_grid
 
-
-
-@dataclass
-class SineConfig:
-    """Chapter 5 defaults (§5.6)."""
-
-    sharing: str = "net0"
-    n_channels: int = 40
-    hidden: tuple[int, ...] = (40, 40)
-    phenotype_hidden: tuple[int, ...] = (15, 8)
-    skips: bool = True
-    phenotype_gain: float = 1.0
-    lr_theta: float = 1e-3
-    lr_phi: float = 1e-4
-    deploy_lr_theta: float | None = None  # α at deployment (None: lr_theta)
-    optimizer: str = "sgd"
-    n_subtasks: int = 5
-    samples_per_task: int = 100
-    filter: str = "range"
-    grid_points: int = 500
-    inner_phi: bool = True  # φ also learns the task loss in the inner loop (Alg. line 6)
-    extra: dict = field(default_factory=dict)
-
-    def model_kwargs(self) -> dict:
-        return dict(
-            hidden=tuple(self.hidden), n_channels=self.n_channels, sharing=self.sharing, skips=self.skips,
-            phenotype_hidden=tuple(self.phenotype_hidden), phenotype_gain=self.phenotype_gain,
-        )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class _Updater:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from raycl.cliargs import data_flags, ray_flags, renamed
 from raycl.hyper.config import DEFAULT_LRS, PRESETS
 
 
@@ -18,17 +19,18 @@ def _common(p) -> None:
                    help="base settings each trial starts from (model, k, epochs...; default: see above)")
     p.add_argument("--epochs", type=int, default=None, help="outer epochs per trial (default: the preset's)")
     p.add_argument("--seeds", type=int, default=1, help="trials per setting, seeds 0..N-1 (default %(default)s)")
-    p.add_argument("--source", default=None, help="meta-train source (default: the preset's, glyphs)")
-    p.add_argument("--data-root", default=None, help="root folder of a real source")
+    data_flags(p, default=None, what="meta-train source (default: the preset's, glyphs)", download=False,
+               root_help="root folder of a real source")
+    renamed(p, "--source", "--data", dest="data")
     p.add_argument("--backend", default="ray", choices=["ray", "reference"],
                    help="ray: each trial runs the population as actors in its placement group (one bundle per "
                    "model); reference: the whole population inside the trial process (default %(default)s)")
     p.add_argument("--driver-cpus", type=float, default=0.5, help="CPUs of the trial driver's bundle (default %(default)s)")
     p.add_argument("--cpus-per-model", type=float, default=0.25,
                    help="CPUs per model's bundle, Ray backend (default %(default)s: small CPU presets)")
-    p.add_argument("--gpus-per-model", type=float, default=None,
+    p.add_argument("--gpus-per-worker", type=float, default=None,
                    help="GPUs per model's bundle (default: 1 when the cluster has GPUs, else 0)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default %(default)s)")
+    renamed(p, "--gpus-per-model", "--gpus-per-worker", dest="gpus_per_worker", type=float)
     p.add_argument("--eval-every", type=int, default=5,
                    help="deploy the current φ every N epochs (also before training and at the end)")
     p.add_argument("--eval-seeds", type=int, default=5,
@@ -36,8 +38,10 @@ def _common(p) -> None:
     p.add_argument("--eval-lrs", type=float, nargs="+", default=list(DEFAULT_LRS),
                    help="deployment learning rates, chosen per metric on 5 meta-train sequences as raycl deploy does "
                         "(default %(default)s)")
-    p.add_argument("--eval-source", default="digits", help="meta-eval source (default: offline digits)")
-    p.add_argument("--eval-root", default=None, help="root of a real meta-eval source")
+    p.add_argument("--eval-data", default="digits", help="meta-eval source (default: offline digits)")
+    p.add_argument("--eval-data-root", default=None, help="root of a real meta-eval source")
+    renamed(p, "--eval-source", "--eval-data", dest="eval_data")
+    renamed(p, "--eval-root", "--eval-data-root", dest="eval_data_root")
     p.add_argument("--scheduler", default="none", choices=["none", "asha", "pbt"],
                    help="asha: stop weak trials early; pbt: population-based training of the learning rates "
                    "(one setting, --samples trials)")
@@ -47,9 +51,7 @@ def _common(p) -> None:
     p.add_argument("--samples", type=int, default=4, help="PBT: trials in the PBT population (default %(default)s)")
     p.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial may be stopped")
     p.add_argument("--max-concurrent", type=int, default=0, help="at most N trials at once (0: as resources allow)")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster to use (default: $RAY_ADDRESS, as inside `ray job submit`, else a local Ray)")
-    p.add_argument("--num-cpus", type=float, default=None, help="CPUs of the local Ray (default: all)")
+    ray_flags(p, gpus=None, threads=1, what=None)  # Tune needs Ray: no --no-ray
     p.add_argument("--ray-temp-dir", default=None, help="temp folder of the local Ray (keep it short: socket paths)")
 
 
@@ -88,7 +90,7 @@ def spec_from_args(args):
     from raycl.sweeps.space import overtraining_settings, scale_settings
     from raycl.sweeps.tuning import SweepSpec
 
-    overrides = {"source": args.source, "data_root": args.data_root}
+    overrides = {"source": args.data, "data_root": args.data_root}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.kind == "overtraining":
         base = args.preset or "default"
@@ -113,9 +115,9 @@ def spec_from_args(args):
     _check_data_and_resources(args, settings)
     return SweepSpec(
         kind=args.kind, settings=settings, out=Path(args.out), epochs=epochs, seeds=args.seeds, backend=args.backend,
-        driver_cpus=args.driver_cpus, cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
+        driver_cpus=args.driver_cpus, cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_worker,
         threads=args.threads, eval_every=args.eval_every, eval_seeds=args.eval_seeds, eval_lrs=tuple(args.eval_lrs),
-        eval_source=args.eval_source, eval_root=args.eval_root, scheduler=args.scheduler, metric=args.metric,
+        eval_source=args.eval_data, eval_root=args.eval_data_root, scheduler=args.scheduler, metric=args.metric,
         samples=args.samples, max_concurrent=args.max_concurrent, grace_period=args.grace_period,
     )
 
@@ -127,17 +129,17 @@ def _check_data_and_resources(args, settings) -> None:
 
     for s in settings:
         for name in str(s.hyper.get("source", "")).split("+"):
-            data_source(name, s.hyper.get("data_root"), flag="--source")
-    data_source(args.eval_source, args.eval_root, flag="--eval-source", root_flag="--eval-root")
+            data_source(name, s.hyper.get("data_root"), flag="--data")
+    data_source(args.eval_data, args.eval_data_root, flag="--eval-data", root_flag="--eval-data-root")
     if args.eval_every < 1 or args.eval_seeds < 1 or not args.eval_lrs:
         raise RayclError("--eval-every, --eval-seeds and --eval-lrs must be positive")
-    gpus = args.gpus_per_model or 0
+    gpus = args.gpus_per_worker or 0
     if args.backend == "reference" and args.driver_cpus <= 0 and gpus <= 0:
         raise RayclError("--driver-cpus must be > 0 with --backend reference (the trial runs the whole population)")
     if args.backend == "ray" and args.driver_cpus <= 0:
         raise RayclError("--driver-cpus must be > 0: every trial's driver needs a CPU share")
     if args.backend == "ray" and args.cpus_per_model <= 0 and gpus <= 0:
-        raise RayclError("--cpus-per-model must be > 0 (or give --gpus-per-model): every model's bundle needs a share")
+        raise RayclError("--cpus-per-model must be > 0 (or give --gpus-per-worker): every model's bundle needs a share")
     if args.scheduler == "pbt" and len(settings) != 1:
         from raycl.sweeps.tuning import SweepSpec, _pbt_check
 
@@ -147,10 +149,10 @@ def _check_data_and_resources(args, settings) -> None:
 SPEC = "sweep.json"  # the settings a sweep was started with; --resume must give the same
 # SweepSpec field -> the flags that set it
 RESUME_SAME = {"kind": "the sweep kind", "settings": "--preset/--setting/--grid-*/--sizes/--params/--population/"
-               "--source", "epochs": "--epochs", "seeds": "--seeds", "backend": "--backend", "scheduler": "--scheduler",
+               "--data", "epochs": "--epochs", "seeds": "--seeds", "backend": "--backend", "scheduler": "--scheduler",
                "metric": "--metric", "samples": "--samples", "grace_period": "--grace-period",
                "eval_every": "--eval-every", "eval_seeds": "--eval-seeds", "eval_lrs": "--eval-lrs",
-               "eval_source": "--eval-source", "eval_root": "--eval-root"}
+               "eval_source": "--eval-data", "eval_root": "--eval-data-root"}
 
 
 def spec_record(spec) -> dict:
