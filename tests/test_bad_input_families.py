@@ -137,7 +137,9 @@ def test_sine_new_run_never_replaces_a_finished_one(cli, sine_run):
 def test_sine_second_writer_is_refused_and_a_stale_lock_taken_over(cli, tmp_path):
     run = tmp_path / "busy"
     refused_while_locked_then_taken_over(cli, run, ["sine", "--out", run, *QUICK_SINE, "--epochs", "1"])
-    assert (run / "summary.json").exists()
+    s = json.loads((run / "summary.json").read_text())
+    assert s["epochs"] == 1 and set(s["deployment"]) - {"variant_names"} == {"meta_fixed", "random_fixed"}
+    assert torch.load(run / "checkpoints" / "phenotype.pt", weights_only=True)["meta"]["epoch"] == 1
 
 def test_sine_overwrite_replaces_the_old_run(cli, tmp_path):
     run = _finished(tmp_path / "old", **{"stray.txt": "old"})
