@@ -155,14 +155,19 @@ def test_residual_coding_folds_finetuned_networks_where_raw_coding_stalls():
 def test_store_errors_are_user_facing(tmp_path):
     from raycl.runio import torch_load
 
-    sn = SelfNet(10, 2)
-    with pytest.raises(RayclError):
+    sn = SelfNet(10, 2, buffer_size=2)
+    with pytest.raises(RayclError, match="no task 'missing' in the store; stored: none"):
+        sn.recollect("missing")
+    v = torch.randn(10)
+    sn.add("t0", v)
+    assert sn.in_buffer("t0") and torch.equal(sn.recollect("t0"), v)  # buffered: given back exactly
+    with pytest.raises(RayclError, match="no task 'missing' in the store"):
         sn.recollect("missing")
     bad = tmp_path / "store.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(RayclError):
+    with pytest.raises(RayclError, match="store.pt is corrupt"):
         torch_load(bad)
-    with pytest.raises(RayclError):
+    with pytest.raises(RayclError, match="not a Self-Net store .*point at a store.pt a run wrote"):
         SelfNet.from_state({"latents": {}})
 
 
@@ -192,7 +197,7 @@ def test_streams_on_digits(digits):
     assert c100[0].num_classes == 10 and not c100[0].info["disjoint"]
     pairs = make_stream("pairs", train, test, 2)
     assert pairs[1].name.startswith("pair1:2/3")
-    with pytest.raises(RayclError):
+    with pytest.raises(RayclError, match="unknown stream 'rotated'; choose one of: .*split"):
         make_stream("rotated", train, test, 2)
 
 
@@ -223,7 +228,7 @@ def test_task_network_learns_and_baseline_regularizers(digits):
             r.after_task(net, t)
     assert len(l2.terms) == 2 and len(ol2.terms) == 1 and len(oewc.terms) == 1
     assert l2.penalty(net).item() == 0.0  # at the anchor
-    with pytest.raises(RayclError):
+    with pytest.raises(RayclError, match="unknown baseline 'si'; choose from: .*ewc"):
         make_regularizer("si")
     pc = make_learner("pc", "mnist", 10, TrainConfig(epochs=4, lr=0.02, momentum=0.9))
     pc.learn(tasks[0], 0)
