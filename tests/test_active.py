@@ -335,15 +335,34 @@ def test_cli_run_writes_table_summary_curves(tmp_path):
     assert {"mean", "std", "n", "se", "ci95"} <= set(s) and s["n"] == 2
     acc = df[(df["strategy"] == "random") & (df["stage"] == df["stage"].max())]["accuracy"]
     assert s["std"] == pytest.approx(float(np.std(acc, ddof=1)))
-    assert (out / "curves.png").stat().st_size > 1000
-    assert any((out / "tb").iterdir())
+    assert df["accuracy"].between(0, 1).all() and (df["labeled_pct"] > 0).all() and (df["labeled_pct"] <= 100).all()
+    assert sorted(df["seed"].unique()) == [0, 1] and sorted(df["stage"].unique()) == [0, 1]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "curves.png").stat().st_size > 1000
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (out / "tb").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events)).Reload()
+    g = df[(df["strategy"] == "random") & (df["seed"] == 1)].sort_values("stage")
+    assert [e.value for e in acc.Scalars("random/seed1/accuracy")] == pytest.approx(g["accuracy"].tolist(), rel=1e-6)
 
 
 def test_cli_noisy_scenario_needs_superclasses_only_without_coarse_labels(tmp_path, capsys):
     from raycl.cli import main
 
+    from raycl.runio import read_parquet
+
     assert main(_tiny_args(tmp_path / "n", "--scenario", "noisy", "--seeds", "1", "--stages", "1",
                            "--strategies", "random", "--model", "dalbt")) == 0
+    summary = json.loads((tmp_path / "n" / "summary.json").read_text())
+    cfg = summary["config"]
+    # digits have no coarse labels: the noisy oracle flips 20% within the digit groups 0,6;1,7;2,3,5,8;4,9
+    assert cfg["noise"] == 0.2 and cfg["model"] == "dalbt"
+    assert cfg["superclasses"] == [0, 1, 2, 2, 3, 2, 0, 1, 2, 3]
+    assert summary["scenario"]["ood_fraction"] == 0.0
+    df = read_parquet(tmp_path / "n" / "metrics.parquet")
+    assert df["stage"].tolist() == [0, 1] and set(df["strategy"]) == {"random"} and set(df["seed"]) == {0}
+    assert df["labeled"].tolist() == [20, 50] and (df["ood_queries"] == 0).all()  # no OOD: every query labeled
+    assert df["accuracy"].between(0, 1).all()
     assert main(_tiny_args(tmp_path / "x", "--strategies", "bogus")) == 2
     assert "unknown strategy" in capsys.readouterr().err
 
@@ -378,11 +397,27 @@ def test_sampling_time_prints_one_json_line(tmp_path, capsys):
     assert main(["active", "sampling-time", "--pool", "200", "--labeled", "40", "--budget", "10", "--size", "8",
                  "--repeats", "1", "--train-steps", "5", "--strategies", "random", "uncertainty", "weibull",
                  "--out", str(tmp_path)]) == 0
+    from raycl.runio import read_json, read_parquet
+
     line = capsys.readouterr().out.strip().splitlines()[-1]
     result = json.loads(line)
+    assert (result["pool"], result["labeled"], result["budget"], result["image_size"], result["repeats"]) == (
+        200, 40, 10, 8, 1)
     assert set(result["strategies"]) == {"random", "uncertainty", "weibull"}
-    assert result["weibull_over_uncertainty"] > 0
-    assert (tmp_path / "sampling_time.parquet").exists()
+    # the printed line is the JSON written; the table has one row per strategy with the same numbers
+    assert read_json(tmp_path / "sampling_time.json") == result
+    df = read_parquet(tmp_path / "sampling_time.parquet")
+    assert sorted(df["strategy"]) == ["random", "uncertainty", "weibull"]
+    assert list(df.columns) == ["strategy", "seconds", "min_seconds", "per_sample_ms"]
+    for row in df.to_dict("records"):
+        s = result["strategies"][row["strategy"]]
+        assert {k: row[k] for k in s} == pytest.approx(s)
+        # one counted repeat: its median is its minimum; per-sample is the median over the budget of 10
+        assert s["seconds"] == s["min_seconds"] and s["per_sample_ms"] == pytest.approx(100 * s["seconds"])
+    st = result["strategies"]
+    assert result["weibull_over_uncertainty"] == pytest.approx(st["weibull"]["seconds"] / st["uncertainty"]["seconds"])
+    assert result["weibull_over_uncertainty_paired"] == pytest.approx(result["weibull_over_uncertainty"])
+    assert set(result["provenance"]["data"]) == {"pool"}
 
 
 @pytest.mark.slow

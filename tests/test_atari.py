@@ -158,11 +158,19 @@ def test_short_a3c_run_through_ray_actors_logs_returns_and_losses(ray2, tmp_path
     ckpt = torch_load(tmp_path / "checkpoints" / "Pong.pt")
     assert ckpt["state"]["updates"] >= 120 // 20
     scores = read_parquet(tmp_path / "scores.parquet")
-    assert set(scores["network"]) == {"original", "reconstructed"}
+    assert sorted(scores["network"]) == ["original", "reconstructed"] and set(scores["game"]) == {"Pong"}
     (row,) = summary["table"]
     assert row["cosine"] >= 0.99 and summary["storage"]["tasks_stored"] == 1
-    assert read_json(tmp_path / "summary.json")["subvectors_per_network"] == 11
-    assert (tmp_path / "scores.png").stat().st_size > 0
+    # the table is the scores file summarised: one evaluation episode per network, the fold's cosine
+    orig, rec = (scores[scores["network"] == n].iloc[0] for n in ("original", "reconstructed"))
+    assert (row["stage"], row["game"], row["original_n"], row["reconstructed_n"]) == (0, "Pong", 1, 1)
+    assert row["original_mean"] == orig["score"] and row["reconstructed_mean"] == rec["score"]
+    assert row["cosine"] == pytest.approx(float(rec["cosine"]))
+    assert -21 <= orig["score"] <= 21 and -21 <= rec["score"] <= 21  # Pong: at most 21 points either way
+    written = read_json(tmp_path / "summary.json")
+    assert written["subvectors_per_network"] == 11 and written["table"] == [
+        {k: (None if v != v else v) for k, v in row.items()}]  # NaN spreads are null in JSON
+    assert (tmp_path / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_worker_actors_step_the_emulator(ray2):

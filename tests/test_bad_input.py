@@ -55,7 +55,8 @@ def test_missing_dataset_root_names_the_dataset_and_leaves_no_folder(cli, tmp_pa
 
 
 def test_unknown_command_and_flag(cli):
-    assert cli("nope")[0] == 2
+    code, _, err = cli("nope")
+    assert code == 2 and "invalid choice: 'nope'" in error_line(err) and "hyper-train" in error_line(err)
     code, _, err = cli("hyper-train", "--out", "x", "--no-such-flag")
     assert code == 2 and "unrecognized arguments" in error_line(err)
 
@@ -97,7 +98,10 @@ def test_resume_needs_a_run_and_a_reason(cli, finished, tmp_path):
 def test_a_second_writer_is_refused_naming_the_first(cli, tmp_path):
     run = tmp_path / "busy"
     refused_while_locked_then_taken_over(cli, run, ["hyper-train", "--out", run, *TINY])
-    assert (run / "checkpoint.pt").exists()
+    # the run that took the stale lock over is a whole tiny run: 3 epochs of 2 models
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 3 and [(r["epoch"], r["model"]) for r in ckpt["history"]] == [
+        (e, m) for e in (1, 2, 3) for m in (0, 1)]
 
 
 def test_a_lock_from_another_host_is_respected(cli, tmp_path):

@@ -3,11 +3,25 @@ import pytest
 from raycl.cli import main
 
 
+COMMANDS = ["data", "hyper-train", "deploy", "report", "activation", "sine", "sweep", "selfnet", "atari", "active"]
+
+
 def test_help_lists_commands(capsys):
+    from raycl.cli import build_parser
+
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
-    assert "data" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("usage: raycl")
+    # every command the parser accepts is listed, each with its one-line help
+    (commands,) = [a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction"]
+    assert list(commands.choices) == COMMANDS
+    lines = out.splitlines()
+    for choice in commands._choices_actions:
+        # "    NAME   first words of its help": the line that starts the command's entry
+        (line,) = [ln for ln in lines if ln.startswith(f"    {choice.dest} ")]
+        assert line.split(None, 1)[1].startswith(" ".join(choice.help.split()[:3])), (choice.dest, line)
 
 
 def test_data_list_shows_every_source(capsys):

@@ -42,12 +42,13 @@ def test_validation_catches_a_broken_cluster_yaml():
 
     config = yaml.safe_load((CLUSTERS / "aws-gpu.yaml").read_text())
     config["head_node_type"] = "no-such-type"
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="`head_node_type` must be one of `available_node_types`"):
         validate_config(prepare_config(config))
     config = yaml.safe_load((CLUSTERS / "aws-gpu.yaml").read_text())
     config["max_workers"] = "many"
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="'many' is not of type 'integer'") as e:
         validate_config(prepare_config(config))
+    assert list(e.value.path) == ["max_workers"]  # the schema error points at the field
 
 
 def test_kuberay_rayjob_structure():

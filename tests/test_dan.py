@@ -160,9 +160,26 @@ def test_split_covers_every_parameter_once(name):
 def test_split_gradients_flow_to_both_sets():
     net = build_dan_regressor(hidden=(6, 6), n_channels=5)
     theta, phi = split_parameters(net)
-    loss = net(torch.randn(7, 1)).pow(2).mean()
-    grads = torch.autograd.grad(loss, [*theta.values(), *phi.values()])
-    assert all(gr is not None and gr.abs().sum() > 0 for gr in grads)
+    x = torch.randn(7, 1, generator=g(2))
+    params = {**theta, **phi}
+
+    def loss_at(p):
+        return torch.func.functional_call(net, p, (x,)).pow(2).mean()
+
+    grads = dict(zip(params, torch.autograd.grad(loss_at(params), list(params.values()))))
+    assert set(grads) == set(theta) | set(phi)
+    assert all(grads[n].abs().sum() > 0 for n in params)  # every synapse and phenotype parameter is reached
+    # and each gradient is the loss's slope: central differences on the largest entry of every tensor
+    eps = 1e-6
+    for n, v in params.items():
+        i = int(grads[n].abs().flatten().argmax())
+        slopes = []
+        for sign in (1, -1):
+            bumped = v.detach().clone().flatten()
+            bumped[i] += sign * eps
+            with torch.no_grad():
+                slopes.append(float(loss_at({**params, n: bumped.view_as(v)})))
+        assert (slopes[0] - slopes[1]) / (2 * eps) == pytest.approx(float(grads[n].flatten()[i]), rel=1e-5, abs=1e-9), n
 
 
 def test_resets_are_seeded_and_touch_only_their_set():
@@ -237,7 +254,9 @@ def test_autoencoder_encode_decode():
     z = ae.encode(x)
     assert z.shape == (5, 3)
     assert torch.allclose(ae.decode(z), ae(x))
-    assert ae.loss(x).ndim == 0
+    loss = ae.loss(x)
+    assert loss.ndim == 0 and loss.item() == pytest.approx((ae(x) - x).pow(2).mean().item(), rel=1e-12)
+    assert z.abs().max() <= 1.0  # the code is the output of a DAN layer (tanh-bounded)
 
 
 def test_bad_options():

@@ -419,11 +419,16 @@ def test_glyph_cache_reused_validated_and_rebuilt(tmp_path, monkeypatch, caplog)
     assert np.array_equal(offline.glyph_pixels(8, seed=5), first)
 
 
-def test_glyph_cache_unwritable_still_draws(tmp_path, monkeypatch):
+def test_glyph_cache_unwritable_still_draws(tmp_path, monkeypatch, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("RAYCL_CACHE", str(blocker / "cache"))
-    assert offline.glyph_pixels(8, seed=6).shape == (400, 20, 8, 8)
+    x = offline.glyph_pixels(8, seed=6)
+    # the very drawing a writable cache would hold, a warning naming the fix, nothing written
+    assert x.shape == (400, 20, 8, 8) and x.dtype == np.uint8
+    assert np.array_equal(x, offline._draw_glyphs(8, seed=6))
+    assert "cannot write glyph cache" in caplog.text and "RAYCL_CACHE" in caplog.text
+    assert blocker.read_text() == "not a folder" and [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
 def test_shapes_source():

@@ -82,8 +82,16 @@ def test_report_hyper_compares_every_run_with_its_baselines_and_iid_control(tmp_
     # the six baselines of the two same-shaped runs were deployed once (hyper-trained and IID control: twice)
     assert len(list((tmp_path / ".deployments").glob("*.json"))) == 6 + 2 + 2
     for run in ("first-order", "through-2"):
-        assert (tmp_path / run / "iid-control" / "checkpoint.pt").exists()
-        assert (tmp_path / run / "report_cosine.png").stat().st_size > 0
+        # the IID control is the same run with the classes shuffled: its own phenotype, same length and gradient
+        main_ckpt = torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)
+        iid = torch.load(tmp_path / run / "iid-control" / "checkpoint.pt", weights_only=True)
+        assert iid["config"]["order"] == "iid" and main_ckpt["config"]["order"] == "sequential"
+        assert iid["epoch"] == main_ckpt["epoch"] == 1
+        assert iid["config"]["phi_grad"] == main_ckpt["config"]["phi_grad"]
+        assert {k: v for k, v in iid["config"].items() if k != "order"} == {
+            k: v for k, v in main_ckpt["config"].items() if k != "order"}
+        assert any(not torch.equal(iid["server"]["phi"][n], p) for n, p in main_ckpt["server"]["phi"].items())
+        assert (tmp_path / run / "report_cosine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the claims name a verdict for memory and generalization on both held-out sets
     claims = [line for line in md.splitlines() if line.startswith("| 3 | meta-")]
     assert {tuple(line.split(" | ")[1:3]) for line in claims} == {

@@ -116,8 +116,11 @@ def test_job_submit_hyper_train_with_token(head, tmp_path):
                             env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=60)
     assert status.stdout.strip().splitlines()[-1] == "SUCCEEDED", status.stdout + status.stderr
     assert "hyper-trained 2 epochs" in r.stdout
-    assert (out / "checkpoint.pt").exists() and (out / "hyper_training.parquet").exists()
     import pandas as pd
+    import torch
+
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["config"]["source"] == "digits" and len(ckpt["models"]) == 2
 
     df = pd.read_parquet(out / "hyper_training.parquet")
     assert sorted(df["epoch"].unique()) == [1, 2] and len(df) == 2 * 2  # tiny: population 2

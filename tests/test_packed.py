@@ -9,7 +9,7 @@ from conftest import refused
 
 from raycl import RayclError
 from raycl.hyper.config import preset
-from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint
+from raycl.hyper.trainer import ReferenceTrainer, load_checkpoint
 from raycl.population.packed import PackedTrainer
 from test_hyper import toy_pool
 
@@ -94,8 +94,21 @@ def test_an_unsupported_setting_names_what_to_use_instead(pool, cli, tmp_path):
 def test_cli_hyper_train_with_the_packed_backend(tmp_path):
     from raycl.cli import main
 
-    run = tmp_path / "run"
+    from raycl.runio import read_json, read_parquet
+
+    run, ref = tmp_path / "run", tmp_path / "ref"
     assert main(["hyper-train", "--preset", "tiny", "--backend", "packed", "--epochs", "1", "--out", str(run)]) == 0
-    assert (run / CHECKPOINT).exists() and (run / "hyper_training.parquet").exists()
     ckpt = load_checkpoint(run)
-    assert ckpt["epoch"] == 1 and len(ckpt["models"]) == ckpt["config"]["population"]
+    assert ckpt["epoch"] == 1 and len(ckpt["models"]) == ckpt["config"]["population"] == 2
+    # the table holds one row per model of the one epoch, the losses the checkpoint's history has
+    df = read_parquet(run / "hyper_training.parquet")
+    assert sorted(zip(df["epoch"], df["model"])) == [(1, 0), (1, 1)]
+    assert {"task_loss", "hyper_loss", "phi_grad_norm", "memory", "generalization"} <= set(df.columns)
+    assert df["hyper_loss"].tolist() == pytest.approx([r["hyper_loss"] for r in ckpt["history"]], rel=1e-12)
+    assert ((df["memory"] >= 0) & (df["memory"] <= 1)).all() and (df["hyper_loss"] > 0).all()
+    assert read_json(run / "config.json")["epochs"] == 1
+    # the same command with the reference backend gives the same phenotype and rows
+    assert main(["hyper-train", "--preset", "tiny", "--backend", "reference", "--epochs", "1", "--out", str(ref)]) == 0
+    want = load_checkpoint(ref)
+    assert_same_phi(ckpt["server"]["phi"], want["server"]["phi"])
+    assert_same_rows(ckpt["history"], want["history"])

@@ -87,8 +87,12 @@ def test_deploy_summarises_across_phenotypes_with_paired_verdicts(replicated, ca
     assert ht["over_phenotypes"]["n"] == 2 and ht["over_sequences"]["n"] == 4
     per = ht["per_phenotype"]
     assert ht["over_phenotypes"]["mean"] == pytest.approx(sum(per.values()) / 2)
-    v = res["random phenotype g=1"]["meta-eval"]["memory"]["vs_reference"]
-    assert v["n"] == 2 and isinstance(v["ahead_by_2std"], bool)
+    rp = res["random phenotype g=1"]["meta-eval"]["memory"]
+    v = rp["vs_reference"]
+    # the verdict is the rule documented: the paired mean beats twice the larger spread over phenotypes
+    assert v["n"] == 2 and v["spread"] == max(ht["over_phenotypes"]["std"], rp["over_phenotypes"]["std"])
+    assert v["ahead_by_2std"] is (v["mean"] > 2 * v["spread"])
+    assert all(0 <= a <= 1 for a in [*per.values(), *rp["per_phenotype"].values()])
     diff = [per[p] - res["random phenotype g=1"]["meta-eval"]["memory"]["per_phenotype"][p] for p in per]
     assert v["mean"] == pytest.approx(sum(diff) / 2)
     for c in ("iid replay (500)", "iid replay (k·d)", "tanh MLP", "random phenotype g=2.0"):
@@ -113,7 +117,7 @@ def test_ladder_report_reads_each_rungs_deployment_and_a_readout_rule_deploys_be
     res = json.loads((replicated / "summary.json").read_text())["by_d"]["3"]["results"]
     ht = res["hyper-trained"]["meta-test"]["generalization"]["over_phenotypes"]
     assert f"| `rep` | 2, 4, 6 | meta-test | {100 * ht['mean']:.1f} ± {100 * ht['std']:.1f} |" in md
-    assert out.with_suffix(".png").stat().st_size > 0
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     assert main(["report", "ladder", str(replicated), "--d", "5", "--out", str(tmp_path / "l5.md")]) == 2
     assert "--d 5" in capsys.readouterr().err
@@ -123,7 +127,10 @@ def test_ladder_report_reads_each_rungs_deployment_and_a_readout_rule_deploys_be
                  "--readout-rule", "ncm"]) == 0
     assert (replicated / "summary.json").read_bytes() == before
     ncm = json.loads((replicated / "summary_ncm.json").read_text())
-    assert ncm["readout_rule"] == "ncm" and (replicated / "deployment_ncm_d3.png").exists()
+    assert ncm["readout_rule"] == "ncm" and ncm["phenotypes"] == [3, 4]
+    mem = ncm["by_d"]["3"]["results"]["hyper-trained"]["meta-eval"]["memory"]
+    assert mem["over_phenotypes"]["n"] == 2 and all(0 <= a <= 1 for a in mem["per_phenotype"].values())
+    assert (replicated / "deployment_ncm_d3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["deploy", str(replicated), "--d", "3", "--readout-rule", "ncm"]) == 2  # no silent replacement
 
 

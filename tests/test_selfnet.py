@@ -155,14 +155,19 @@ def test_residual_coding_folds_finetuned_networks_where_raw_coding_stalls():
 def test_store_errors_are_user_facing(tmp_path):
     from raycl.runio import torch_load
 
-    sn = SelfNet(10, 2)
-    with pytest.raises(RayclError):
+    sn = SelfNet(10, 2, buffer_size=2)
+    with pytest.raises(RayclError, match="no task 'missing' in the store; stored: none"):
+        sn.recollect("missing")
+    v = torch.randn(10)
+    sn.add("t0", v)
+    assert sn.in_buffer("t0") and torch.equal(sn.recollect("t0"), v)  # buffered: given back exactly
+    with pytest.raises(RayclError, match="no task 'missing' in the store"):
         sn.recollect("missing")
     bad = tmp_path / "store.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(RayclError):
+    with pytest.raises(RayclError, match="store.pt is corrupt"):
         torch_load(bad)
-    with pytest.raises(RayclError):
+    with pytest.raises(RayclError, match="not a Self-Net store .*point at a store.pt a run wrote"):
         SelfNet.from_state({"latents": {}})
 
 
@@ -192,7 +197,7 @@ def test_streams_on_digits(digits):
     assert c100[0].num_classes == 10 and not c100[0].info["disjoint"]
     pairs = make_stream("pairs", train, test, 2)
     assert pairs[1].name.startswith("pair1:2/3")
-    with pytest.raises(RayclError):
+    with pytest.raises(RayclError, match="unknown stream 'rotated'; choose one of: .*split"):
         make_stream("rotated", train, test, 2)
 
 
@@ -223,17 +228,20 @@ def test_task_network_learns_and_baseline_regularizers(digits):
             r.after_task(net, t)
     assert len(l2.terms) == 2 and len(ol2.terms) == 1 and len(oewc.terms) == 1
     assert l2.penalty(net).item() == 0.0  # at the anchor
-    with pytest.raises(RayclError):
+    with pytest.raises(RayclError, match="unknown baseline 'si'; choose from: .*ewc"):
         make_regularizer("si")
     pc = make_learner("pc", "mnist", 10, TrainConfig(epochs=4, lr=0.02, momentum=0.9))
     pc.learn(tasks[0], 0)
     assert pc.accuracy(tasks[0]) > 0.8  # the knowledge base distilled the active column
 
 
-def test_cli_continual_writes_table_summary_and_figure(tmp_path):
+def test_cli_continual_writes_table_summary_and_figure(tmp_path, digits):
     import pandas as pd
 
     from raycl.cli import main
+    from raycl.runio import torch_load
+    from raycl.selfnet.streams import make_stream
+    from raycl.selfnet.train import accuracy_of_flat
 
     out = tmp_path / "run"
     rc = main(["selfnet", "continual", "--no-ray", "--tasks", "2", "--buffer", "2", "--epochs", "1", "--tune-epochs", "1",
@@ -244,10 +252,34 @@ def test_cli_continual_writes_table_summary_and_figure(tmp_path):
                 "storage_ratio"):
         assert col in df.columns
     assert set(df.method) == {"selfnet", "sgd", "ewc"}
+    # after stage s every method is tested on tasks 0..s: 1 + 2 rows each
+    for _, g in df.groupby("method"):
+        assert sorted(zip(g["stage"], g["task"])) == [(0, 0), (1, 0), (1, 1)]
+    assert df["accuracy"].between(0, 1).all()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["task_network_params"] == 21_840
+    assert summary["task_network_params"] == 21_840 and summary["tasks"] == 2
+    last = df[df["stage"] == 1]
+    # the summary's numbers are the table's last stage
     assert set(summary["baselines_final_acc"]) == {"sgd", "ewc"}
-    assert (out / "continual.png").stat().st_size > 0 and (out / "store.pt").exists()
+    for b in ("sgd", "ewc"):
+        assert summary["baselines_final_acc"][b] == pytest.approx(last[last.method == b]["accuracy"].mean())
+    sn, mine = summary["selfnet"], last[last.method == "selfnet"].sort_values("task")
+    assert sn["final_reconstructed_acc"] == pytest.approx(mine["reconstructed_acc"].mean())
+    assert sn["final_original_acc"] == pytest.approx(mine["original_acc"].mean())
+    assert sn["gap_points"] == pytest.approx(100 * (sn["final_original_acc"] - sn["final_reconstructed_acc"]))
+    assert sn["final_mean_cosine"] == pytest.approx(mine["cosine"].mean()) and (mine["cosine"] <= 1 + 1e-6).all()
+    # buffer 2: task 0 waited in the buffer at stage 0, both were folded in at stage 1
+    first = df[(df.method == "selfnet") & (df.stage == 0)].iloc[0]
+    assert first["in_buffer"] and first["reconstructed_acc"] != first["reconstructed_acc"]  # NaN: not coded yet
+    # store.pt is the store those numbers came from: its recollected networks score what the table says
+    store = SelfNet.from_state(torch_load(out / "store.pt"))
+    assert sorted(store.latents) == ["t0", "t1"] and not store.buffer
+    tasks = make_stream("split", *digits, 2, seed=0)
+    for j, row in zip((0, 1), mine.itertuples()):
+        rec = store.recollect(f"t{j}")
+        assert rec.numel() == 21_840
+        assert accuracy_of_flat("mnist", 10, rec, tasks[j]) == pytest.approx(row.reconstructed_acc)
+    assert (out / "continual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit) as e:  # a range check on the flag: argparse's error, exit 2
         main(["selfnet", "continual", "--no-ray", "--tasks", "0", "--out", str(out)])
     assert e.value.code == 2

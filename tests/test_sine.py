@@ -128,26 +128,49 @@ def test_sine_cli_quick(tmp_path):
     ms = s["must_show"]
     assert ms["meta_learned"]["n"] == 3 and ms["random"]["n"] == 3
     assert set(s["deployment"]) >= {"meta_fixed", "random_fixed", "random_unique_plastic"}
-    for f in ["fig5_2.png", "fig5_5.png", "meta_training.png", "checkpoints/phenotype.pt", "metrics.parquet"]:
-        assert (out / f).stat().st_size > 0, f
-    assert list((out / "tb").iterdir())
+    for f in ["fig5_2.png", "fig5_5.png", "meta_training.png"]:
+        assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f
+    assert list((out / "tb").glob("events.out.tfevents.*"))
     df = read_parquet(out / "metrics.parquet")
-    assert (df.phase == "meta").sum() == 3
-    assert set(df[df.phase == "deploy"].after_task.dropna().astype(int)) == set(range(6))
+    meta = df[df.phase == "meta"]
+    assert meta.epoch.tolist() == [1, 2, 3] and np.isfinite(meta[["total_loss", "memory_loss", "task_loss"]]).all().all()
+    # fewer than 25 epochs: the first and last 25 are all three, averaged
+    mt = s["meta_training"]
+    assert mt["memory_loss_first25"] == pytest.approx(meta.memory_loss.mean()) == mt["memory_loss_last25"]
+    dep = df[df.phase == "deploy"]
+    assert set(dep.after_task.dropna().astype(int)) == set(range(6))
+    for v in ("meta_fixed", "random_fixed", "random_unique_plastic"):
+        rows = dep[dep.variant == v]
+        assert len(rows) == 3 * 6  # 3 unseen functions, evaluated before and after each of 5 sub-tasks
+        # the summary's whole-function MSE per function is the table's loss after the last sub-task
+        last = rows[rows.after_task == 5].sort_values("function").total_loss.tolist()
+        assert s["deployment"][v]["per_function"]["whole_function_mse"] == pytest.approx(last)
+        assert s["deployment"][v]["whole_function_mse"]["mean"] == pytest.approx(np.mean(last))
+    assert ms["meta_learned"]["mean"] == pytest.approx(s["deployment"]["meta_fixed"]["whole_function_mse"]["mean"])
+    assert ms["random"]["mean"] == pytest.approx(s["deployment"]["random_fixed"]["whole_function_mse"]["mean"])
+    ck = torch.load(out / "checkpoints" / "phenotype.pt", weights_only=True)
+    assert ck["meta"]["epoch"] == 3 and ck["meta"]["memory_loss_last25"] == pytest.approx(mt["memory_loss_last25"])
 
 
-def test_activation_view(tmp_path):
+def test_activation_view(tmp_path, capsys):
     from raycl.dan.checkpoint import save_phenotype
 
     net = build_dan_regressor(hidden=(5, 5), n_channels=1, sharing="net1")
     save_phenotype(tmp_path / "p.pt", net, epoch=7)
+    from PIL import Image
+
     assert main(["activation", str(tmp_path / "p.pt"), "--out", str(tmp_path / "f.png")]) == 0
-    assert (tmp_path / "f.png").stat().st_size > 0
+    with Image.open(tmp_path / "f.png") as im:
+        assert im.format == "PNG" and im.width > 200 and im.height > 200
+        assert np.asarray(im.convert("L"), dtype=float).std() > 5  # curves drawn, not a blank canvas
+    capsys.readouterr()
     wide = build_dan_regressor(hidden=(5, 5), n_channels=3)
     save_phenotype(tmp_path / "w.pt", wide)
     assert main(["activation", str(tmp_path / "w.pt"), "--out", str(tmp_path / "g.png")]) == 2
+    assert "n_channels=1" in capsys.readouterr().err and not (tmp_path / "g.png").exists()
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     assert main(["activation", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "h.png")]) == 2
+    assert "corrupt" in capsys.readouterr().err and not (tmp_path / "h.png").exists()
 
 
 def test_activation_derivative_matches_finite_difference():
@@ -277,7 +300,9 @@ def test_sine_cli_seeds_in_process(tmp_path):
     assert s["deployment"]["random_fixed"]["pooled_functions"]["n"] == 6
     df = read_parquet(out / "per_function.parquet")
     assert len(df) == 2 * 2 * 3 and set(df.seed) == {3, 4}
-    assert (out / "seeds.png").stat().st_size > 0 and (out / "seed_4" / "fig5_5.png").exists()
+    for png in ("seeds.png", "seed_3/fig5_5.png", "seed_4/fig5_5.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert [json.loads((out / f"seed_{k}" / "summary.json").read_text())["seed"] for k in (3, 4)] == [3, 4]
     # the first seed alone reproduces its repeat exactly
     assert main(["sine", "--preset", "quick", "--out", str(tmp_path / "alone"), "--no-progress", "--epochs", "2",
                  "--seed", "3", "--variants", "meta_fixed,random_fixed"]) == 0
@@ -297,7 +322,14 @@ def test_compare_sharing_in_process(tmp_path):
     # net0 is the main run, reused; net1/net2 are their own meta-trainings
     assert c["net0"]["per_function"] == s["deployment"]["meta_fixed"]["per_function"]
     assert c["net1"]["per_function"] != c["net0"]["per_function"]
-    assert (out / "fig5_4.png").stat().st_size > 0 and (out / "checkpoints" / "sharing_net2" / "phenotype.pt").exists()
+    assert (out / "fig5_4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # each comparison's phenotype checkpoint is a network with that sharing, meta-trained as long as the main run
+    from raycl.dan.checkpoint import load_checkpoint, model_from_checkpoint
+
+    for net in ("net1", "net2"):
+        ck = load_checkpoint(out / "checkpoints" / f"sharing_{net}" / "phenotype.pt")
+        assert ck["meta"]["epoch"] == 2 and ck["model_config"]["sharing"] == net
+        assert model_from_checkpoint(ck)(torch.zeros(3, 1)).shape == (3, 1)
     df = read_parquet(out / "metrics.parquet")
     assert (df[df.phase == "meta"].run.value_counts().to_dict()) == {"main": 2, "sharing:net1": 2, "sharing:net2": 2}
 

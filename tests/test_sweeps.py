@@ -128,9 +128,15 @@ def test_table_takes_each_trials_newest_checkpoint_and_figures_draw(tmp_path):
     df = pd.read_parquet(table)
     assert df.groupby("trial")["epoch"].apply(sorted).tolist() == [[0, 1, 2], [0, 1, 2]]
     assert df.loc[df["epoch"] == 0, "memory"].isna().all() and set(df["i"]) == {1, 5}
+    import numpy as np
+    from PIL import Image
+
     for kind in ("overtraining", "scale"):
-        for p in write_figures(table, tmp_path, kind):
-            assert p.stat().st_size > 1000
+        figures = write_figures(table, tmp_path, kind)
+        assert figures and all(p.parent == tmp_path and p.suffix == ".png" for p in figures)
+        for p in figures:
+            with Image.open(p) as im:  # a whole PNG with something drawn on it
+                assert im.format == "PNG" and np.asarray(im.convert("L"), dtype=float).std() > 5
     with pytest.raises(RayclError, match="no trial results"):
         write_table(tmp_path / "empty", tmp_path)
 
