@@ -99,7 +99,7 @@ def test_report_hyper_compares_every_run_with_its_baselines_and_iid_control(tmp_
 
 
 def test_report_hyper_takes_a_real_meta_eval_set_from_eval_root(tmp_path, capsys):
-    """MNIST as torchvision lays it out (IDX files) is the meta-eval set with --eval-root alone;
+    """MNIST as torchvision lays it out (IDX files) is the meta-eval set with --data-root alone;
     a root holding two such sets asks which one."""
     from test_data import write_mnist_family
 

@@ -161,7 +161,7 @@ def test_store_errors_are_user_facing(tmp_path):
     v = torch.randn(10)
     sn.add("t0", v)
     assert sn.in_buffer("t0") and torch.equal(sn.recollect("t0"), v)  # buffered: given back exactly
-    with pytest.raises(RayclError, match="no task 'missing' in the store"):
+    with pytest.raises(RayclError, match="no task 'missing' in the store; stored: t0$"):
         sn.recollect("missing")
     bad = tmp_path / "store.pt"
     bad.write_bytes(b"not a checkpoint")

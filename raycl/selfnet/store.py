@@ -161,7 +161,7 @@ class SelfNet:
             if k == key:
                 return flat.clone()
         if key not in self.latents:
-            raise RayclError(f"no task '{key}' in the store; stored: {', '.join(self.latents) or 'none'}")
+            raise RayclError(f"no task '{key}' in the store; stored: {', '.join(self.keys()) or 'none'}")
         with torch.no_grad():
             chunks = self.ae.decode(self.latents[key].to(self.device)).cpu()
         return join(chunks, self.meta[key].length)
