@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-def _call(fn: Callable, threads: int, args: tuple, kwargs: dict) -> Any:
+def _call(fn: Callable, threads: int, kwargs: dict, *args) -> Any:
+    # args last and unpacked: Ray resolves an ObjectRef (from Runner.put) only as a top-level argument
     import torch
 
     from raycl.host import keep_heap
@@ -37,7 +38,8 @@ class Runner:
             self._task = ray.remote(num_cpus=self.threads, num_gpus=gpus)(_call)
 
     def put(self, obj):
-        """A large argument shared by many jobs: in the object store once (Ray), else itself."""
+        """A large argument shared by many jobs: in the object store once (Ray), else itself.
+        Pass it positionally to `submit` (Ray resolves top-level arguments only)."""
         if self.use_ray:
             import ray
 
@@ -47,7 +49,7 @@ class Runner:
     def submit(self, fn: Callable, *args, **kwargs):
         """Ray: starts now (the caller may keep working meanwhile). In-process: runs at gather."""
         if self.use_ray:
-            return self._task.remote(fn, self.threads, args, kwargs)
+            return self._task.remote(fn, self.threads, kwargs, *args)
         return (fn, args, kwargs)
 
     def as_completed(self, handles: list, desc: str = "runs"):
@@ -58,7 +60,7 @@ class Runner:
         try:
             if not self.use_ray:
                 for i, (fn, args, kwargs) in enumerate(handles):
-                    yield i, _call(fn, self.threads, args, kwargs)
+                    yield i, _call(fn, self.threads, kwargs, *args)
                     bar.update(1)
                 return
             import ray

@@ -34,7 +34,8 @@ def _sine_deployment(lr_phi: float, seed: int = SINE_SEED, epochs: int = 30, fun
     """Meta-train φ from the seeded θ0/φ0 at lr γ = lr_phi; deploy φ* and φ0 (both fixed) on the
     same unseen functions. Returns (meta-learned, random) whole-function MSE per function."""
     from raycl.dan import snapshot
-    from raycl.sine.meta import SineConfig, SineLearner, deploy, meta_train
+    from raycl.sine.config import SineConfig
+    from raycl.sine.meta import SineLearner, deploy, meta_train
     from raycl.sine.tasks import sample_function, sample_stream, whole_function_grid
 
     cfg = SineConfig(hidden=(16, 16), n_channels=8, samples_per_task=20, lr_theta=1e-2, lr_phi=lr_phi,

@@ -7,7 +7,7 @@ import argparse
 from raycl import RayclError
 from raycl.cliargs import data_flags, out_flags, ray_flags, renamed, seed_flags
 
-DEFAULT_BASELINES = "sgd,l2,online_l2,ewc,online_ewc,pc"
+DEFAULT_BASELINES = "sgd,l2,online_l2,ewc,online_ewc,pc,si,lwf,replay"
 
 
 def _floats(s: str) -> tuple[float, ...]:
@@ -107,14 +107,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "one contractive auto-encoder stores them all as s-float latents.")
     s = p.add_subparsers(dest="selfnet_command", metavar="ACTION", required=True)
 
-    c = s.add_parser("continual", help="Self-Net against SGD, L2, Online L2, EWC, Online EWC, P&C (Fig 2.4/2.5)",
+    c = s.add_parser("continual", help="Self-Net against SGD, L2, Online L2, EWC, Online EWC, P&C, SI, LwF and "
+                                       "replay (Fig 2.4/2.5)",
                      description="Learn a task stream with Self-Net and with every baseline; after each stage "
-                                 "evaluate all tasks seen (Self-Net through its recollections).")
+                                 "evaluate all tasks seen (Self-Net through its recollections). Each baseline is "
+                                 "its own job (a Ray task unless --no-ray), running while Self-Net learns.")
     _common(c)
     # defaults: the configuration that keeps 20 Split tasks within 3 points at latent 5 (docs/results/selfnet.md)
     _ae(c, thresholds="0.999", decoder_hidden=(32,), stop="min", lr="3e-3", contractive=1e-6)
     c.add_argument("--baselines", default=DEFAULT_BASELINES, help="comma list, or 'none'")
     c.add_argument("--baseline-lam", type=float, default=None, help="override every baseline's λ")
+    c.add_argument("--heads", choices=("shared", "task-aware", "both"), default="shared",
+                   help="the baselines' output heads: shared (one head for every task, task-agnostic: the chapter's "
+                        "protocol), task-aware (a head per task, chosen by the task's identity at test time, as "
+                        "Self-Net's per-task recollection is), or both")
     c.set_defaults(func=cmd_continual)
 
     sc = s.add_parser("scaling", help="compression scaling on Split tasks (Fig 2.3)",
@@ -122,7 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "AE updates per consolidation, and an AE trained on all networks at once.")
     _common(sc, tasks=50)
     _ae(sc)
-    sc.set_defaults(func=cmd_scaling, baselines="none", baseline_lam=None)
+    sc.set_defaults(func=cmd_scaling, baselines="none", baseline_lam=None, heads="shared")
 
     r = s.add_parser("robustness", help="accuracy against cosine under Gaussian weight noise (Fig 2.2)",
                      description="Add zero-mean Gaussian noise (σ relative to the weights' std) to trained task "
@@ -245,7 +251,8 @@ def _run_continual(args, scaling: bool) -> int:
     tasks, arch, num_outputs = _stream(args)
     first, tune = _train_cfgs(args)
     baselines = _baselines(args)
-    bar = tqdm(total=len(tasks) * (1 + len(baselines)), desc="stages", unit="task")
+    bar = tqdm(total=len(tasks) * (1 + len(baselines) * (2 if args.heads == "both" else 1)), desc="stages",
+               unit="task")
 
     def on_stage(method, stage, rows):
         cur = [r["accuracy"] for r in rows if r["stage"] == stage and r["method"] == method]
@@ -258,15 +265,22 @@ def _run_continual(args, scaling: bool) -> int:
             bar.set_postfix_str(f"AE update {it}, {args.stop} cosine {cos:.5f}")
 
     trainer = _trainer(args)
+    jobs = trainer.runner
+    forms = {"shared": (False,), "task-aware": (True,), "both": (False, True)}[args.heads]
+    shared = jobs.put(tasks)
+    pending = [jobs.submit(run_baseline, b, shared, arch, num_outputs, first, args.baseline_lam, args.seed,
+                           task_aware=aware) for b in baselines for aware in forms]  # Ray: they start now
     try:
         sn = run_selfnet(tasks, arch, num_outputs, _snconfig(args), first, tune, trainer, args.seed, on_stage,
                          on_ae=on_ae)
         rows = list(sn["rows"])
         finals = {}
-        for b in baselines:
-            res = run_baseline(b, tasks, arch, num_outputs, first, args.baseline_lam, args.seed, on_stage)
+        for res in jobs.gather(pending, desc="baselines"):
+            method = res["rows"][0]["method"]
+            for stage in range(len(tasks)):
+                on_stage(method, stage, res["rows"])
             rows += res["rows"]
-            finals[b] = res["final"]
+            finals[method] = res["final"]
     finally:  # the bar's last line before any error message
         trainer.close()
         bar.close()

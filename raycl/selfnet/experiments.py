@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from raycl.selfnet.ae import ContractiveAE, cosine
-from raycl.selfnet.baselines import make_learner
+from raycl.selfnet.baselines import make_learner, task_aware_stream
 from raycl.selfnet.flat import flatten
 from raycl.selfnet.store import NetMeta, SelfNet, fit_ae
 from raycl.selfnet.streams import Task
@@ -120,9 +120,14 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
 
 
 def run_baseline(name: str, tasks: list[Task], arch: str, num_outputs: int, cfg: TrainConfig, lam=None,
-                 seed: int = 0, on_stage=None, device=None) -> dict:
-    """One shared network learns the stream with baseline `name`; all seen tasks evaluated after each."""
+                 seed: int = 0, on_stage=None, device=None, task_aware: bool = False) -> dict:
+    """One shared network learns the stream with baseline `name`; all seen tasks evaluated after
+    each. `task_aware`: every task its own head, chosen by the task's identity (method NAME:task-aware)."""
+    if task_aware:
+        tasks, heads = task_aware_stream(tasks)
+        num_outputs = max(num_outputs, heads)
     learner = make_learner(name, arch, num_outputs, cfg, lam, seed, device)
+    name = f"{name}:task-aware" if task_aware else name
     rows, just_learned = [], {}
     for i, task in enumerate(tasks):
         learner.learn(task, i)

@@ -23,8 +23,9 @@ class Task:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    num_classes: int  # the task uses logits[:, :num_classes] of the task network
+    num_classes: int  # the task uses logits[:, head:head + num_classes] of the task network
     info: dict = field(default_factory=dict)
+    head: int = 0  # first logit of the task's head: 0 when tasks share one head (task-agnostic)
 
 
 def _binary(train: ImageSet, test: ImageSet, pos: list[int], neg: list[int], neg_ratio: float,

@@ -31,12 +31,18 @@ class TrainConfig:
 
 
 def task_logits(net: nn.Module, x: torch.Tensor, task: Task, **kw) -> torch.Tensor:
-    return net(x, **kw)[:, : task.num_classes]
+    return head_of(net(x, **kw), task)
+
+
+def head_of(logits: torch.Tensor, task: Task) -> torch.Tensor:
+    """The task's own logits: its head, a slice of the network's outputs."""
+    return logits[:, task.head: task.head + task.num_classes]
 
 
 def fit(net: nn.Module, task: Task, cfg: TrainConfig, extra_loss: Callable[[], torch.Tensor | None] | None = None,
-        seed: int = 0, params=None, loss_fn=None) -> nn.Module:
-    """SGD on the task's training set; `extra_loss()` is added to every batch (regularizers)."""
+        seed: int = 0, params=None, loss_fn=None, on_step: Callable[[], None] | None = None) -> nn.Module:
+    """SGD on the task's training set; `extra_loss()` is added to every batch (regularizers);
+    `on_step()` runs after every update (the gradients still in .grad)."""
     import math
 
     from raycl.guard import DivergenceGuard
@@ -63,6 +69,8 @@ def fit(net: nn.Module, task: Task, cfg: TrainConfig, extra_loss: Callable[[], t
             # large-λ penalties (EWC with big Fisher entries) can blow SGD up; clipping keeps them stable
             torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.clip)
             opt.step()
+            if on_step is not None:
+                on_step()
     net.eval()
     return net
 
