@@ -281,6 +281,30 @@ def test_cli_continual_runs_both_head_forms_of_each_baseline(tmp_path):
     assert set(finals) == forms and all(abs(finals[m] - last[m]) < 1e-12 for m in forms)
 
 
+def test_cli_continual_seeds_pools_independent_repeats(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from raycl.cli import main
+
+    out = tmp_path / "run"
+    assert main(["selfnet", "continual", "--no-ray", "--seeds", "2", "--seed", "3", "--tasks", "2", "--buffer", "2",
+                 "--epochs", "2", "--tune-epochs", "1", "--max-iters", "20", "--baselines", "sgd",
+                 "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["seeds"] == [3, 4] and "over 2 seeds" in s["what"]
+    for seed in (3, 4):
+        one = json.loads((out / f"seed_{seed}" / "summary.json").read_text())
+        assert s["per_seed"][str(seed)]["baselines_final_acc"] == one["baselines_final_acc"]
+    sgd = [s["per_seed"][k]["baselines_final_acc"]["sgd"] for k in ("3", "4")]
+    assert s["final_accuracy"]["sgd"]["n"] == 2 and abs(s["final_accuracy"]["sgd"]["mean"] - np.mean(sgd)) < 1e-12
+    df = pd.read_parquet(out / "metrics.parquet")
+    assert set(df.seed) == {3, 4} and set(df.method) == {"selfnet", "sgd"}
+    # independent repeats: the same tasks, other networks and codes
+    a, b = (torch.load(out / f"seed_{k}" / "store.pt", weights_only=True)["latents"] for k in (3, 4))
+    assert a.keys() == b.keys() and not any(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_cli_continual_writes_table_summary_and_figure(tmp_path, digits):
     import pandas as pd
 

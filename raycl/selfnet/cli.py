@@ -35,9 +35,11 @@ class _Workers(argparse.Action):
         namespace.no_ray, namespace.num_cpus = values == 0, values or None
 
 
-def _common(p: argparse.ArgumentParser, stream: str | None = "split", tasks: int = 20, tuning: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, stream: str | None = "split", tasks: int = 20, tuning: bool = True,
+            seeds: bool = False) -> None:
     """The flags every action takes; `stream=None`: the action picks its own streams;
-    `tuning=False`: every network trains from scratch (no fine-tuning flags)."""
+    `tuning=False`: every network trains from scratch (no fine-tuning flags); `seeds`: --seeds N
+    repeats the whole experiment."""
     from raycl.selfnet.names import STREAMS
 
     g = p.add_argument_group("data and stream")
@@ -49,7 +51,10 @@ def _common(p: argparse.ArgumentParser, stream: str | None = "split", tasks: int
                        help="permuted | split (1 positive vs 4 negative digits) | pairs | cifar10 (one class vs "
                             "rest) | cifar100 (tasks of 10 classes)")
     g.add_argument("--tasks", type=int, default=tasks, help="number of tasks in the stream")
-    seed_flags(g, seeds=None)
+    seed_flags(g, seeds=1 if seeds else None,
+               what="independent repeats of the whole experiment (a new stream order, initial weights and AE each), "
+                    "as Ray tasks side by side into RUN/seed_S/; RUN/summary.json gives each method's final accuracy "
+                    "as mean ± sample std over them")
     t = p.add_argument_group("task networks")
     t.add_argument("--epochs", type=int, default=15, help="epochs for networks trained from scratch")
     t.add_argument("--lr", type=float, default=0.02, help="SGD learning rate of networks trained from scratch")
@@ -112,7 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Learn a task stream with Self-Net and with every baseline; after each stage "
                                  "evaluate all tasks seen (Self-Net through its recollections). Each baseline is "
                                  "its own job (a Ray task unless --no-ray), running while Self-Net learns.")
-    _common(c)
+    _common(c, seeds=True)
     # defaults: the configuration that keeps 20 Split tasks within 3 points at latent 5 (docs/results/selfnet.md)
     _ae(c, thresholds="0.999", decoder_hidden=(32,), stop="min", lr="3e-3", contractive=1e-6)
     c.add_argument("--baselines", default=DEFAULT_BASELINES, help="comma list, or 'none'")
@@ -126,7 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc = s.add_parser("scaling", help="compression scaling on Split tasks (Fig 2.3)",
                       description="Self-Net alone over many tasks: accuracy against compression factor k/s, "
                                   "AE updates per consolidation, and an AE trained on all networks at once.")
-    _common(sc, tasks=50)
+    _common(sc, tasks=50, seeds=True)
     _ae(sc)
     sc.set_defaults(func=cmd_scaling, baselines="none", baseline_lam=None, heads="shared")
 
@@ -242,7 +247,9 @@ def _snconfig(args):
                          None if args.decoder_hidden is None else tuple(args.decoder_hidden), args.residual)
 
 
-def _run_continual(args, scaling: bool) -> int:
+def _run_continual(args, scaling: bool, quiet: bool = False):
+    """The experiment, written into --out; `quiet` (a job of --seeds): no bars or lines, and the
+    rows and summary are returned."""
     from tqdm import tqdm
 
     from raycl.selfnet.experiments import run_baseline, run_selfnet
@@ -252,7 +259,7 @@ def _run_continual(args, scaling: bool) -> int:
     first, tune = _train_cfgs(args)
     baselines = _baselines(args)
     bar = tqdm(total=len(tasks) * (1 + len(baselines) * (2 if args.heads == "both" else 1)), desc="stages",
-               unit="task")
+               unit="task", disable=quiet)
 
     def on_stage(method, stage, rows):
         cur = [r["accuracy"] for r in rows if r["stage"] == stage and r["method"] == method]
@@ -319,6 +326,8 @@ def _run_continual(args, scaling: bool) -> int:
     run.rows = rows
     run.summary(summary)
     run.close()
+    if quiet:
+        return rows, {k: v for k, v in summary.items() if k != "provenance"}
     s = summary["selfnet"]
     print(f"Self-Net: reconstructed {s['final_reconstructed_acc']:.4f} vs original {s['final_original_acc']:.4f} "
           f"(gap {s['gap_points']:.2f} points), storage ratio {s['storage']['storage_ratio']:.2f}x")
@@ -328,12 +337,63 @@ def _run_continual(args, scaling: bool) -> int:
     return 0
 
 
+def continual_seed(args, seed: int, scaling: bool) -> tuple[list[dict], dict]:
+    """One repeat of --seeds N: the whole experiment for `seed` into RUN/seed_S/, in the job's own
+    process (its task networks one after another there)."""
+    from pathlib import Path
+
+    args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "_streams"})
+    args.seed, args.out, args.no_ray = seed, str(Path(args.out) / f"seed_{seed}"), True
+    return _run_continual(args, scaling, quiet=True)
+
+
+def _run_seeds(args, scaling: bool) -> int:
+    import pandas as pd
+
+    from raycl.cliargs import runner
+    from raycl.runio import RunDir
+    from raycl.selfnet import plots
+    from raycl.stats import PLUS_MINUS, describe, fmt
+
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    jobs = runner(args)
+    done = jobs.gather([jobs.submit(continual_seed, args, s, scaling) for s in seeds], desc="seeds")
+    rows = [{**r, "seed": s} for s, (rs, _) in zip(seeds, done) for r in rs]
+    finals = {"selfnet": [d["selfnet"]["final_reconstructed_acc"] for _, d in done],
+              "selfnet (original networks)": [d["selfnet"]["final_original_acc"] for _, d in done]}
+    for _, d in done:
+        for m, v in d["baselines_final_acc"].items():
+            finals.setdefault(m, []).append(v)
+    summary = {
+        "what": f"final accuracy over all tasks after the last one, {PLUS_MINUS} over {len(seeds)} seeds "
+                "(independent repeats: stream order, initial weights, AE)",
+        "seeds": seeds, "stream": args.stream, "data": args.data, "tasks": args.tasks,
+        "final_accuracy": {m: describe(v) for m, v in finals.items()},
+        "per_seed": {str(s): d for s, (_, d) in zip(seeds, done)},
+    }
+    run = RunDir(args.out)
+    run.rows = rows
+    title = f"{args.stream} on {args.data}: {args.tasks} tasks, mean over {len(seeds)} seeds"
+    run.figure(plots.continual(rows, title), "continual.png")
+    run.summary(summary)
+    run.close()
+    print(summary["what"])
+    for m, st in summary["final_accuracy"].items():
+        print(f"{m:<28} {fmt(st, 100, 1)} %  (n={st['n']})")
+    print(f"wrote {args.out}/summary.json, metrics.parquet (a seed column), continual.png; each seed in seed_S/")
+    return 0
+
+
+def _continual_or_seeds(args, scaling: bool) -> int:
+    return (_run_seeds if args.seeds > 1 else _run_continual)(args, scaling)
+
+
 def cmd_continual(args) -> int:
-    return _in_run_folder(args, _run_continual, scaling=False)
+    return _in_run_folder(args, _continual_or_seeds, scaling=False)
 
 
 def cmd_scaling(args) -> int:
-    return _in_run_folder(args, _run_continual, scaling=True)
+    return _in_run_folder(args, _continual_or_seeds, scaling=True)
 
 
 def cmd_robustness(args) -> int:
