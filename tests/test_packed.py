@@ -9,7 +9,7 @@ from conftest import refused
 
 from raycl import RayclError
 from raycl.hyper.config import preset
-from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint
+from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_run_checkpoint
 from raycl.population.packed import PackedTrainer
 from test_hyper import toy_pool
 
@@ -69,7 +69,7 @@ def test_packed_checkpoint_resumes_to_the_uninterrupted_phenotype_in_any_backend
     full.train(progress=False)
     part = PackedTrainer(cfg, tmp_path / "run", pool=pool)
     part.train(epochs=2, progress=False)
-    ckpt = load_checkpoint(tmp_path / "run")
+    ckpt = load_run_checkpoint(tmp_path / "run")
     assert ckpt["epoch"] == 2 and ckpt["step"] == 0
     resumed = PackedTrainer.resume(tmp_path / "run", {"pool": pool})
     assert resumed.epoch == 2
@@ -97,5 +97,5 @@ def test_cli_hyper_train_with_the_packed_backend(tmp_path):
     run = tmp_path / "run"
     assert main(["hyper-train", "--preset", "tiny", "--backend", "packed", "--epochs", "1", "--out", str(run)]) == 0
     assert (run / CHECKPOINT).exists() and (run / "hyper_training.parquet").exists()
-    ckpt = load_checkpoint(run)
+    ckpt = load_run_checkpoint(run)
     assert ckpt["epoch"] == 1 and len(ckpt["models"]) == ckpt["config"]["population"]

@@ -199,18 +199,18 @@ def test_streams_on_digits(digits):
 def test_task_network_learns_and_baseline_regularizers(digits):
     from raycl.selfnet.baselines import Quadratic, fisher_diagonal, make_learner, make_regularizer
     from raycl.selfnet.streams import make_stream
-    from raycl.selfnet.train import TrainConfig, accuracy, train_task_network
+    from raycl.selfnet.train import TaskNetConfig, accuracy, train_task_network
 
     torch.set_num_threads(1)
     tasks = make_stream("pairs", *digits, 2, seed=0)
-    cfg = TrainConfig(epochs=3, lr=0.02, momentum=0.9)
+    cfg = TaskNetConfig(epochs=3, lr=0.02, momentum=0.9)
     net0 = make_tasknet("mnist", 10, seed=0)
     before = accuracy(net0, tasks[0])
     flat, acc = train_task_network(tasks[0], "mnist", 10, cfg, seed=0)
     assert acc > max(before, 0.9)
     # fine-tuning from a source stays nearer to it with a stronger anchor
-    far, _ = train_task_network(tasks[1], "mnist", 10, TrainConfig(2, 32, 0.02, 0.9, 0.0), init=flat, source=flat)
-    near, _ = train_task_network(tasks[1], "mnist", 10, TrainConfig(2, 32, 0.02, 0.9, 50.0), init=flat, source=flat)
+    far, _ = train_task_network(tasks[1], "mnist", 10, TaskNetConfig(2, 32, 0.02, 0.9, 0.0), init=flat, source=flat)
+    near, _ = train_task_network(tasks[1], "mnist", 10, TaskNetConfig(2, 32, 0.02, 0.9, 50.0), init=flat, source=flat)
     assert (near - flat).norm() < (far - flat).norm()
 
     net = load_flat(make_tasknet("mnist", 10), flat)
@@ -225,7 +225,7 @@ def test_task_network_learns_and_baseline_regularizers(digits):
     assert l2.penalty(net).item() == 0.0  # at the anchor
     with pytest.raises(RayclError):
         make_regularizer("si")
-    pc = make_learner("pc", "mnist", 10, TrainConfig(epochs=4, lr=0.02, momentum=0.9))
+    pc = make_learner("pc", "mnist", 10, TaskNetConfig(epochs=4, lr=0.02, momentum=0.9))
     pc.learn(tasks[0], 0)
     assert pc.accuracy(tasks[0]) > 0.8  # the knowledge base distilled the active column
 
@@ -260,16 +260,16 @@ def test_cli_continual_writes_table_summary_and_figure(tmp_path):
 def test_ray_trainer_matches_serial(digits):
     import ray
 
-    from raycl.selfnet.parallel import RayTrainer
+    from raycl.selfnet.parallel import RayTaskNetTrainer
     from raycl.selfnet.streams import make_stream
-    from raycl.selfnet.train import TrainConfig
+    from raycl.selfnet.train import TaskNetConfig
     from raycl.selfnet.trainers import SerialTrainer, TNJob
 
     tasks = make_stream("pairs", *digits, 2, seed=0)
-    jobs = [TNJob(i, TrainConfig(epochs=1), seed=i) for i in range(2)]
+    jobs = [TNJob(i, TaskNetConfig(epochs=1), seed=i) for i in range(2)]
     torch.set_num_threads(1)
     serial = SerialTrainer()(tasks, "mnist", 10, jobs)
-    trainer = RayTrainer(num_cpus=2)
+    trainer = RayTaskNetTrainer(num_cpus=2)
     try:
         parallel = trainer(tasks, "mnist", 10, jobs)
     finally:

@@ -19,7 +19,7 @@ from raycl.hyper.evaluate import (
 from raycl.hyper.config import DEFAULT_LRS
 from raycl.hyper.models import build_model
 from raycl.hyper.replicate import replicated_runs
-from raycl.hyper.trainer import check_architecture, load_checkpoint
+from raycl.hyper.trainer import check_architecture, load_run_checkpoint
 from raycl.provenance import data_mismatch, record
 from raycl.runio import atomic_write_bytes, read_parquet, save_figure, write_json, write_parquet
 
@@ -31,7 +31,7 @@ def deploy_phenotype(run: str, ds: list[int] | None, sequences: int, eval_source
     rows tagged with the phenotype's training seed, the chosen rates, and whether the data
     differs from what the run trained on. Runs in a Ray task for a replicated run."""
     run = Path(run)
-    ckpt = load_checkpoint(run)
+    ckpt = load_run_checkpoint(run)
     cfg = HyperConfig.from_dict(ckpt["config"])
     model, built_theta0, built_phi0 = build_model(cfg)
     check_architecture(ckpt, built_theta0, built_phi0)
@@ -64,7 +64,7 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
     the deployment read-out rule (default: the one the run trained with)."""
     folders = replicated_runs(run) or [run]
     for f in folders:
-        load_checkpoint(f)  # every phenotype is there and loads safely, before any deployment
+        load_run_checkpoint(f)  # every phenotype is there and loads safely, before any deployment
     args = (list(ds) if ds else None, seeds, eval_source, eval_root, criterion, list(lrs) if lrs else None,
             str(cache) if cache else None)
     if runner is None or len(folders) == 1:
@@ -91,7 +91,7 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
             "table": format_phenotype_table(s, cfg.mode) + "\n" + format_verdicts(s, cfg.mode)}
         save_figure(deployment_figure(at_d, d, cfg.mode), run / f"deployment{sfx}_d{d}.png")
         if cfg.mode == "unsupervised" and len(per) == 1:
-            ckpt = load_checkpoint(folders[0])
+            ckpt = load_run_checkpoint(folders[0])
             model, _, _ = build_model(cfg)
             fig = reconstruction_figure(standard_contenders(cfg, ckpt, model)[0],
                                         deployment_sets(cfg, eval_source, eval_root)["meta-eval"], cfg, d,

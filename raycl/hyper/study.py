@@ -25,7 +25,7 @@ from raycl.hyper.evaluate import (
 )
 from raycl.hyper.models import build_model
 from raycl.hyper.report import deployment_figure
-from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint
+from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_run_checkpoint
 from raycl.plots import pyplot
 from raycl.stats import describe, fmt, paired, what
 from raycl.runio import atomic_write_bytes, read_json, save_figure, write_json, write_parquet
@@ -47,7 +47,7 @@ def iid_control(run: Path, ckpt: dict, progress: bool) -> dict:
     cfg = HyperConfig.from_dict(ckpt["config"]).with_(order="iid")
     out = run / "iid-control"
     if (out / CHECKPOINT).exists():
-        ctrl = load_checkpoint(out)
+        ctrl = load_run_checkpoint(out)
         if ctrl["epoch"] >= ckpt["epoch"]:
             return ctrl
         trainer = ReferenceTrainer(cfg, out)
@@ -56,7 +56,7 @@ def iid_control(run: Path, ckpt: dict, progress: bool) -> dict:
         trainer = ReferenceTrainer(cfg, out)
     trainer.train(epochs=ckpt["epoch"], progress=progress)
     trainer.save()
-    return load_checkpoint(out)
+    return load_run_checkpoint(out)
 
 
 def contenders_for(run: Path, ckpt: dict, progress: bool, train_control: bool = True) -> tuple[HyperConfig, list[Contender]]:
@@ -154,7 +154,7 @@ def _pct(m: dict) -> str:
 
 def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits", eval_root=None,
               progress: bool = True, train_control: bool = True, cache: Path | None = None, lrs=DEFAULT_LRS) -> dict:
-    ckpt = load_checkpoint(run)
+    ckpt = load_run_checkpoint(run)
     with_control = (train_control or (run / "iid-control" / CHECKPOINT).exists()) and ckpt["config"]["order"] == "sequential"
     key = {"epochs": ckpt["epoch"], "ds": list(ds), "seeds": seeds, "eval_source": eval_source, "iid_control": with_control,
            "lrs": list(lrs), "selection": "matched, 5 meta-train sequences"}
@@ -394,7 +394,7 @@ def report_hyper(results: Path, out: Path | None = None, ds=(5, 10), seeds: int 
     runs = [r for r in find_runs(results) if r.name != "iid-control"]
     studies = []
     for run in tqdm(runs, desc="runs", disable=not progress or len(runs) == 1):
-        cfg = HyperConfig.from_dict(load_checkpoint(run)["config"])
+        cfg = HyperConfig.from_dict(load_run_checkpoint(run)["config"])
         if cfg.mode != "supervised":
             continue
         # baselines shared by runs of one architecture are deployed once

@@ -21,7 +21,7 @@ def _train_one(task, arch, num_outputs, job):
     return train_task_network(task, arch, num_outputs, job.cfg, job.init, job.source, job.seed)
 
 
-class RayTrainer:
+class RayTaskNetTrainer:
     """Callable like SerialTrainer; starts (or joins) Ray through raycl.cluster.init_ray."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
@@ -47,3 +47,6 @@ class RayTrainer:
 
     def close(self) -> None:
         self._refs = {}
+
+
+RayTrainer = RayTaskNetTrainer  # the old name, until raycl/selfnet/cli.py imports the new one (issue 20)

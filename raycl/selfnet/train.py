@@ -16,7 +16,7 @@ from raycl.selfnet.tasknets import make_tasknet
 
 
 @dataclass
-class TrainConfig:
+class TaskNetConfig:
     epochs: int = 10
     batch_size: int = 32
     lr: float = 0.01
@@ -30,11 +30,14 @@ class TrainConfig:
         return asdict(self)
 
 
+TrainConfig = TaskNetConfig  # the old name, until raycl/selfnet/cli.py imports the new one (issue 20)
+
+
 def task_logits(net: nn.Module, x: torch.Tensor, task: Task, **kw) -> torch.Tensor:
     return net(x, **kw)[:, : task.num_classes]
 
 
-def fit(net: nn.Module, task: Task, cfg: TrainConfig, extra_loss: Callable[[], torch.Tensor | None] | None = None,
+def fit(net: nn.Module, task: Task, cfg: TaskNetConfig, extra_loss: Callable[[], torch.Tensor | None] | None = None,
         seed: int = 0, params=None, loss_fn=None) -> nn.Module:
     """SGD on the task's training set; `extra_loss()` is added to every batch (regularizers)."""
     import math
@@ -81,7 +84,7 @@ def accuracy_of_flat(arch: str, num_outputs: int, flat: torch.Tensor, task: Task
     return accuracy(load_flat(make_tasknet(arch, num_outputs), flat), task)
 
 
-def train_task_network(task: Task, arch: str, num_outputs: int, cfg: TrainConfig, init: torch.Tensor | None = None,
+def train_task_network(task: Task, arch: str, num_outputs: int, cfg: TaskNetConfig, init: torch.Tensor | None = None,
                        source: torch.Tensor | None = None, seed: int = 0) -> tuple[torch.Tensor, float]:
     """One independent task network (§2.3): start from `init` (or a seeded random init),
     fine-tune with TaskLoss + λ·MSE(source, θ) when a source is given. Returns (θ, test accuracy)."""
