@@ -12,7 +12,8 @@ from raycl.active.bald import batchbald_select
 from raycl.active.models import barlow_twins_terms, make_model
 from raycl.active.oracle import NoisyOracle, Oracle, parse_superclasses
 from raycl.active.pools import ActiveData, Pools, initial_labeled
-from raycl.active.strategies import QueryContext, balanced, entropy, make_strategy
+from raycl.active.query import QueryContext, entropy
+from raycl.active.strategies import balanced, make_strategy
 from raycl.data import ImageSet
 
 

@@ -21,7 +21,8 @@ from raycl import RayclError
 from raycl.active.models import make_model
 from raycl.active.oracle import NoisyOracle, Oracle
 from raycl.active.pools import ActiveData, Pools, initial_labeled
-from raycl.active.strategies import QueryContext, make_strategy
+from raycl.active.query import QueryContext
+from raycl.active.strategies import make_strategy
 from raycl.active.train import ActiveTrainConfig, accuracy, fit, seed_everything, seeded_generator
 from raycl.host import pick_device
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from raycl.active.models import make_model
-from raycl.active.strategies import STRATEGIES, QueryContext, make_strategy
+from raycl.active.query import QueryContext
+from raycl.active.strategies import STRATEGIES, make_strategy
 from raycl.active.train import ActiveTrainConfig, fit, seeded_generator
 from raycl.data import load, to_common
 from raycl.host import pick_device
