@@ -36,7 +36,7 @@ def epoch_seconds(cfg, pool, steps: int | None = None) -> float:
     """Wall seconds of one epoch (or of its first `steps` φ steps)."""
     trainer = ReferenceTrainer(cfg.with_(epochs=1), pool=pool)
     if steps is not None:  # a partial epoch, scaled to a whole one
-        from raycl.hyper.population import advance, begin_epoch
+        from raycl.hyper.synapses import advance, begin_epoch
 
         cfg_steps = trainer.n_steps
         t = time.perf_counter()

@@ -44,10 +44,10 @@ def main() -> None:
     from raycl.selfnet.store import NetMeta, SelfNet
     from raycl.selfnet.streams import load_pair, make_stream
     from raycl.selfnet.ae import cosine
-    from raycl.selfnet.train import TrainConfig, accuracy_of_flat, train_task_network
+    from raycl.selfnet.train import TaskNetConfig, accuracy_of_flat, train_task_network
 
     tasks = make_stream("split", *load_pair("digits"), args.networks, seed=args.seed)
-    first, tune = TrainConfig(15, 32, 0.02, 0.9), TrainConfig(10, 32, 0.01, 0.5)
+    first, tune = TaskNetConfig(15, 32, 0.02, 0.9), TaskNetConfig(10, 32, 0.01, 0.5)
     source, acc0 = train_task_network(tasks[0], "mnist", 10, first, seed=args.seed)
     trained = [(source, acc0)] + [train_task_network(t, "mnist", 10, tune, init=source, source=source, seed=args.seed + i)
                                   for i, t in enumerate(tasks[1:], 1)]

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from raycl.data import load  # noqa: E402
 from raycl.hyper.config import preset  # noqa: E402
 from raycl.hyper.models import build_model  # noqa: E402
-from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator  # noqa: E402
+from raycl.hyper.synapses import SynapseState, advance, begin_epoch, model_generator  # noqa: E402
 from raycl.hyper.stream import prepare_pool  # noqa: E402
 from raycl.stats import quartiles  # noqa: E402
 

@@ -37,3 +37,13 @@ def keep_heap() -> bool:
             except (OSError, AttributeError):  # not glibc
                 _kept = False
     return _kept
+
+
+def pick_device(name: str | None = None):
+    """The torch device `name`, else CUDA where there is one, else the CPU."""
+    import torch  # here: host.py stays importable without torch
+
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+

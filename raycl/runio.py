@@ -238,9 +238,9 @@ def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
 def save_figure(fig, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
+    from raycl.plots import pyplot
 
-    plt.close(fig)
+    pyplot().close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
 

@@ -12,7 +12,8 @@ from raycl.active.bald import batchbald_select
 from raycl.active.models import barlow_twins_terms, make_model
 from raycl.active.oracle import NoisyOracle, Oracle, parse_superclasses
 from raycl.active.pools import ActiveData, Pools, initial_labeled
-from raycl.active.strategies import QueryContext, balanced, entropy, make_strategy
+from raycl.active.query import QueryContext, entropy
+from raycl.active.strategies import balanced, make_strategy
 from raycl.data import ImageSet
 
 
@@ -432,13 +433,13 @@ def test_weibull_with_rejection_queries_fewer_ood_than_random(tmp_path):
 
 
 def test_fit_stops_early_after_patience_epochs_without_a_better_validation_accuracy():
-    from raycl.active.train import TrainConfig, fit
+    from raycl.active.train import ActiveTrainConfig, fit
 
     x, y = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(40) % 3
     # 3 updates an epoch; min_steps 24 holds early stopping off until epoch 8
     for patience, min_steps, trained in [(3, 0, 4), (0, 0, 12), (3, 24, 8)]:
         # lr 0: the validation accuracy never improves on the first check
-        cfg = TrainConfig(epochs=12, lr=0.0, eval_every=1, patience=patience, batch_size=16, min_steps=min_steps)
+        cfg = ActiveTrainConfig(epochs=12, lr=0.0, eval_every=1, patience=patience, batch_size=16, min_steps=min_steps)
         torch.manual_seed(0)
         model = make_model("vnn", (1, 8, 8), 3)
         _, info = fit(model, x, y, x[:12], y[:12], cfg, torch.device("cpu"), torch.Generator().manual_seed(0))

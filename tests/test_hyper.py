@@ -10,7 +10,7 @@ from raycl.hyper.algorithm import PhenotypeOptimizer, hyper_batch, local_step, s
 from raycl.hyper.config import HyperConfig, preset
 from raycl.hyper.deploy import deploy, deploy_replay
 from raycl.hyper.models import build_model
-from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator
+from raycl.hyper.synapses import SynapseState, advance, begin_epoch, model_generator
 from raycl.hyper.stream import prepare_pool, sample_stream
 from raycl.hyper.trainer import ReferenceTrainer
 
@@ -212,9 +212,9 @@ def test_reference_training_checkpoint_resume_gives_the_same_phenotype(tmp_path)
     part = ReferenceTrainer(CFG.with_(epochs=3, checkpoint_every=1), tmp_path / "run", pool=pool)
     part.train(epochs=2, progress=False)
     resumed = ReferenceTrainer(CFG.with_(epochs=3), tmp_path / "run", pool=pool)
-    from raycl.hyper.trainer import load_checkpoint
+    from raycl.hyper.trainer import load_run_checkpoint
 
-    resumed.restore(load_checkpoint(tmp_path / "run"))
+    resumed.restore(load_run_checkpoint(tmp_path / "run"))
     assert resumed.epoch == 2
     resumed.train(progress=False)
     for n in full.phi:
@@ -223,11 +223,11 @@ def test_reference_training_checkpoint_resume_gives_the_same_phenotype(tmp_path)
 
 
 def test_corrupt_checkpoint_names_the_fix(tmp_path):
-    from raycl.hyper.trainer import load_checkpoint
+    from raycl.hyper.trainer import load_run_checkpoint
 
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RayclError, match="corrupt"):
-        load_checkpoint(tmp_path)
+        load_run_checkpoint(tmp_path)
 
 
 def test_bad_config_value_is_a_clear_error():
@@ -339,7 +339,7 @@ def test_a_learned_theta0_moves_and_starts_every_epoch_while_learn_theta0_keeps_
 
 
 def test_learned_theta0_checkpoint_resume_gives_the_same_theta0(tmp_path):
-    from raycl.hyper.trainer import load_checkpoint
+    from raycl.hyper.trainer import load_run_checkpoint
 
     pool, cfg = toy_pool(), CFG.with_(learn="phenotype+theta0", epochs=3, checkpoint_every=1, lr_phenotype=1e-2)
     full = ReferenceTrainer(cfg, pool=pool)
@@ -347,7 +347,7 @@ def test_learned_theta0_checkpoint_resume_gives_the_same_theta0(tmp_path):
     part = ReferenceTrainer(cfg, tmp_path / "run", pool=pool)
     part.train(epochs=2, progress=False)
     resumed = ReferenceTrainer(cfg, tmp_path / "run", pool=pool)
-    resumed.restore(load_checkpoint(tmp_path / "run"))
+    resumed.restore(load_run_checkpoint(tmp_path / "run"))
     resumed.train(progress=False)
     for n in full.theta0:
         torch.testing.assert_close(resumed.server.theta0[n], full.server.theta0[n], rtol=0, atol=1e-6)

@@ -26,7 +26,7 @@ from raycl import RayclError  # noqa: E402
 from raycl.data import load  # noqa: E402
 from raycl.hyper.config import preset  # noqa: E402
 from raycl.hyper.stream import prepare_pool  # noqa: E402
-from raycl.hyper.trainer import ReferenceTrainer, load_checkpoint  # noqa: E402
+from raycl.hyper.trainer import ReferenceTrainer, load_run_checkpoint  # noqa: E402
 from raycl.population import RayTrainer  # noqa: E402
 from test_population import assert_same_phi, strip  # noqa: E402
 from test_ray_security import _client, _descendants, is_loopback, ray_listeners  # noqa: E402
@@ -197,7 +197,7 @@ def test_one_worker_per_gpu_two_per_gpu_at_half_and_the_server_on_the_drivers_no
             if not torch.cuda.is_available():
                 assert {w["device"] for w in workers} == {"cpu"}
             assert_same_phi(trainer.phi, reference.phi)
-            assert load_checkpoint(run)["epoch"] == 1  # written by the server, on the driver's node
+            assert load_run_checkpoint(run)["epoch"] == 1  # written by the server, on the driver's node
     finally:
         remove_nodes(cluster, gpu_node)
         resources_settle({"CPU": 1, "GPU": 0})
@@ -272,7 +272,7 @@ def test_node_dying_with_no_room_left_stops_with_resume_and_the_resumed_run_matc
         with pytest.raises(RayclError, match=r"did not come back within 20 s \(the population needs 3 CPU, "
                                              r"the cluster has 1: a node left\?\); resume the run with --resume"):
             trainer.train(progress=False)
-        ckpt = load_checkpoint(run)
+        ckpt = load_run_checkpoint(run)
         assert (ckpt["epoch"], ckpt["step"]) == KILL_AT
         back = add_node(cluster, num_cpus=2)  # the node is back (or another one came)
         resources_settle({"CPU": 3})

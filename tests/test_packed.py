@@ -9,7 +9,7 @@ from conftest import refused
 
 from raycl import RayclError
 from raycl.hyper.config import preset
-from raycl.hyper.trainer import ReferenceTrainer, load_checkpoint
+from raycl.hyper.trainer import ReferenceTrainer, load_run_checkpoint
 from raycl.population.packed import PackedTrainer
 from test_hyper import toy_pool
 
@@ -69,7 +69,7 @@ def test_packed_checkpoint_resumes_to_the_uninterrupted_phenotype_in_any_backend
     full.train(progress=False)
     part = PackedTrainer(cfg, tmp_path / "run", pool=pool)
     part.train(epochs=2, progress=False)
-    ckpt = load_checkpoint(tmp_path / "run")
+    ckpt = load_run_checkpoint(tmp_path / "run")
     assert ckpt["epoch"] == 2 and ckpt["step"] == 0
     resumed = PackedTrainer.resume(tmp_path / "run", {"pool": pool})
     assert resumed.epoch == 2
@@ -98,7 +98,7 @@ def test_cli_hyper_train_with_the_packed_backend(tmp_path):
 
     run, ref = tmp_path / "run", tmp_path / "ref"
     assert main(["hyper-train", "--preset", "tiny", "--backend", "packed", "--epochs", "1", "--out", str(run)]) == 0
-    ckpt = load_checkpoint(run)
+    ckpt = load_run_checkpoint(run)
     assert ckpt["epoch"] == 1 and len(ckpt["models"]) == ckpt["config"]["population"] == 2
     # the table holds one row per model of the one epoch, the losses the checkpoint's history has
     df = read_parquet(run / "hyper_training.parquet")
@@ -109,6 +109,6 @@ def test_cli_hyper_train_with_the_packed_backend(tmp_path):
     assert read_json(run / "config.json")["epochs"] == 1
     # the same command with the reference backend gives the same phenotype and rows
     assert main(["hyper-train", "--preset", "tiny", "--backend", "reference", "--epochs", "1", "--out", str(ref)]) == 0
-    want = load_checkpoint(ref)
+    want = load_run_checkpoint(ref)
     assert_same_phi(ckpt["server"]["phi"], want["server"]["phi"])
     assert_same_rows(ckpt["history"], want["history"])

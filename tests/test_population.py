@@ -11,7 +11,7 @@ from raycl import RayclError  # noqa: E402
 from raycl.data import load  # noqa: E402
 from raycl.hyper.config import preset  # noqa: E402
 from raycl.hyper.stream import prepare_pool  # noqa: E402
-from raycl.hyper.trainer import ReferenceTrainer, load_checkpoint  # noqa: E402
+from raycl.hyper.trainer import ReferenceTrainer, load_run_checkpoint  # noqa: E402
 from raycl.population import RayTrainer  # noqa: E402
 
 CFG = preset("tiny", source="digits", population=2, epochs=3, checkpoint_every=1)
@@ -56,7 +56,7 @@ def test_ray_population_matches_reference(cluster, pool, reference, tmp_path):
     assert_same_phi(trainer.phi, reference.phi)
     assert strip(trainer.history) == strip(reference.history)
     # same checkpoint format: what `raycl deploy` reads
-    ckpt = load_checkpoint(tmp_path / "run")
+    ckpt = load_run_checkpoint(tmp_path / "run")
     assert ckpt["epoch"] == 3 and ckpt["step"] == 0
     assert_same_phi(ckpt["server"]["phi"], reference.phi)
     assert set(ckpt["theta0"]) == set(reference.theta0)
@@ -129,7 +129,7 @@ def test_resume_from_a_mid_epoch_checkpoint_after_the_run_stopped(cluster, pool,
     run = tmp_path / "run"
     with pytest.raises(RayclError, match="--resume"):
         RayTrainer(cfg, run, pool=pool, max_restarts=0, fault=(1, 1, 9)).train(progress=False)
-    ckpt = load_checkpoint(run)
+    ckpt = load_run_checkpoint(run)
     assert (ckpt["epoch"], ckpt["step"]) == (1, 8)
     resumed = RayTrainer.resume(run, {"pool": pool})
     assert (resumed.epoch, resumed.step) == (1, 8)
@@ -196,7 +196,7 @@ def test_unrolled_phenotype_gradient_matches_reference_across_a_mid_epoch_resume
     run = tmp_path / "run"
     with pytest.raises(RayclError, match="--resume"):
         RayTrainer(cfg, run, pool=pool, max_restarts=0, fault=(1, 1, 7)).train(progress=False)
-    assert load_checkpoint(run)["step"] == 4
+    assert load_run_checkpoint(run)["step"] == 4
     resumed = RayTrainer.resume(run, {"pool": pool})
     resumed.train(progress=False)
     assert_same_phi(resumed.phi, ref.phi)
@@ -217,4 +217,4 @@ def test_round_two_options_give_the_reference_numbers_on_ray(cluster, pool, tmp_
     assert_same_phi(trainer.phi, ref.phi)
     assert strip(trainer.history) == strip(ref.history)
     if "theta0" in cfg.learn:
-        assert_same_phi(load_checkpoint(tmp_path / "run")["server"]["theta0"], ref.server.theta0)
+        assert_same_phi(load_run_checkpoint(tmp_path / "run")["server"]["theta0"], ref.server.theta0)

@@ -67,10 +67,7 @@ def test_json_round_trip_and_corrupt_json(tmp_path):
 
 
 def test_rundir_writes_metrics_summary_figure_and_tensorboard(tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from raycl.plots import pyplot
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = runio.RunDir(tmp_path / "run")
@@ -78,7 +75,7 @@ def test_rundir_writes_metrics_summary_figure_and_tensorboard(tmp_path):
         run.log(step=step, loss=3.0 - step)
         run.scalar("train/loss", 3.0 - step, step)
     run.summary({"final_loss": 1.0})
-    fig, ax = plt.subplots()
+    fig, ax = pyplot().subplots()
     ax.plot([0, 1])
     run.figure(fig, "curve.png")
     run.close()

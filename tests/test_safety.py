@@ -70,12 +70,12 @@ def test_payload_runs_when_unpickled_the_unsafe_way(tmp_path, sentinel):
 # --- checkpoints: torch_load is weights-only, always ------------------------------------------------
 
 
-def test_hyper_checkpoint_is_refused_by_load_checkpoint(tmp_path, sentinel):
-    from raycl.hyper.trainer import load_checkpoint
+def test_hyper_checkpoint_is_refused_by_load_run_checkpoint(tmp_path, sentinel):
+    from raycl.hyper.trainer import load_run_checkpoint
 
     plant_torch(tmp_path / "run" / "checkpoint.pt", sentinel)
     with pytest.raises(RayclError, match=r"checkpoint.pt holds a pickled Python object .*could run code"):
-        load_checkpoint(tmp_path / "run")
+        load_run_checkpoint(tmp_path / "run")
     assert not sentinel.exists()
 
 
@@ -102,11 +102,11 @@ def test_activation_cli_refuses_a_planted_phenotype_checkpoint(tmp_path, sentine
 
 
 def test_dan_phenotype_checkpoint_is_refused(tmp_path, sentinel):
-    from raycl.dan.checkpoint import load_checkpoint
+    from raycl.dan.checkpoint import load_phenotype
 
     ckpt = plant_torch(tmp_path / "phenotype.pt", sentinel)
     with pytest.raises(RayclError, match="pickled Python object"):
-        load_checkpoint(ckpt)
+        load_phenotype(ckpt)
     assert not sentinel.exists()
 
 
@@ -147,13 +147,13 @@ def test_atari_store_and_game_checkpoint_are_refused(tmp_path, sentinel, monkeyp
 def test_old_mid_epoch_checkpoint_with_a_pickled_stream_names_the_fix(tmp_path):
     """A mid-epoch checkpoint of an older raycl pickled the HyperStream object: refused with the fix."""
     from raycl.hyper.stream import HyperStream
-    from raycl.hyper.trainer import load_checkpoint
+    from raycl.hyper.trainer import load_run_checkpoint
 
     stream = HyperStream(torch.arange(3), torch.zeros(3, 2, 4), torch.zeros(3, 1, 4))
     torch.save({"server": {}, "epoch": 0, "step": 2, "models": [{"index": 0, "stream": stream}]},
                tmp_path / "checkpoint.pt")
     with pytest.raises(RayclError, match=r"HyperStream.*older raycl.*end-of-epoch checkpoint or rerun"):
-        load_checkpoint(tmp_path)
+        load_run_checkpoint(tmp_path)
 
 
 def test_torch_save_refuses_anything_but_plain_data(tmp_path):
@@ -200,7 +200,7 @@ class _StopAtStep:
 def test_mid_epoch_checkpoint_loads_weights_only_and_resumes_to_the_same_phi(tmp_path):
     from test_hyper import CFG, toy_pool
 
-    from raycl.hyper.trainer import ReferenceTrainer, load_checkpoint
+    from raycl.hyper.trainer import ReferenceTrainer, load_run_checkpoint
 
     cfg = CFG.with_(epochs=2, phi_grad="through-update", unroll=3)  # the window of steps is checkpointed too
     pool = toy_pool()
@@ -221,7 +221,7 @@ def test_mid_epoch_checkpoint_loads_weights_only_and_resumes_to_the_same_phi(tmp
     assert len(raw["models"][0]["window"]) == 2
 
     resumed = ReferenceTrainer(cfg, tmp_path / "run", pool=pool)
-    resumed.restore(load_checkpoint(tmp_path / "run"))
+    resumed.restore(load_run_checkpoint(tmp_path / "run"))
     assert (resumed.epoch, resumed.step) == (1, 5)
     resumed.train(progress=False)
     for n in full.phi:

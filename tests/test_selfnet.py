@@ -204,18 +204,18 @@ def test_streams_on_digits(digits):
 def test_task_network_learns_and_baseline_regularizers(digits):
     from raycl.selfnet.baselines import Quadratic, fisher_diagonal, make_learner, make_regularizer
     from raycl.selfnet.streams import make_stream
-    from raycl.selfnet.train import TrainConfig, accuracy, train_task_network
+    from raycl.selfnet.train import TaskNetConfig, accuracy, train_task_network
 
     torch.set_num_threads(1)
     tasks = make_stream("pairs", *digits, 2, seed=0)
-    cfg = TrainConfig(epochs=3, lr=0.02, momentum=0.9)
+    cfg = TaskNetConfig(epochs=3, lr=0.02, momentum=0.9)
     net0 = make_tasknet("mnist", 10, seed=0)
     before = accuracy(net0, tasks[0])
     flat, acc = train_task_network(tasks[0], "mnist", 10, cfg, seed=0)
     assert acc > max(before, 0.9)
     # fine-tuning from a source stays nearer to it with a stronger anchor
-    far, _ = train_task_network(tasks[1], "mnist", 10, TrainConfig(2, 32, 0.02, 0.9, 0.0), init=flat, source=flat)
-    near, _ = train_task_network(tasks[1], "mnist", 10, TrainConfig(2, 32, 0.02, 0.9, 50.0), init=flat, source=flat)
+    far, _ = train_task_network(tasks[1], "mnist", 10, TaskNetConfig(2, 32, 0.02, 0.9, 0.0), init=flat, source=flat)
+    near, _ = train_task_network(tasks[1], "mnist", 10, TaskNetConfig(2, 32, 0.02, 0.9, 50.0), init=flat, source=flat)
     assert (near - flat).norm() < (far - flat).norm()
 
     net = load_flat(make_tasknet("mnist", 10), flat)
@@ -230,7 +230,7 @@ def test_task_network_learns_and_baseline_regularizers(digits):
     assert l2.penalty(net).item() == 0.0  # at the anchor
     with pytest.raises(RayclError, match="unknown baseline 'bogus'; choose from: .*ewc.*replay"):
         make_regularizer("bogus")
-    pc = make_learner("pc", "mnist", 10, TrainConfig(epochs=4, lr=0.02, momentum=0.9))
+    pc = make_learner("pc", "mnist", 10, TaskNetConfig(epochs=4, lr=0.02, momentum=0.9))
     pc.learn(tasks[0], 0)
     assert pc.accuracy(tasks[0]) > 0.8  # the knowledge base distilled the active column
 
@@ -241,7 +241,7 @@ def test_si_lwf_and_replay_forget_less_than_sgd_and_task_aware_heads_help(digits
     from raycl.selfnet.baselines import Replay, make_regularizer, task_aware_stream
     from raycl.selfnet.experiments import run_baseline
     from raycl.selfnet.streams import make_stream
-    from raycl.selfnet.train import TrainConfig
+    from raycl.selfnet.train import TaskNetConfig
 
     torch.set_num_threads(1)
     tasks = make_stream("pairs", *digits, 3, seed=0)
@@ -251,7 +251,7 @@ def test_si_lwf_and_replay_forget_less_than_sgd_and_task_aware_heads_help(digits
     net = make_tasknet("mnist", 10, seed=0)
     si.before_task(net, tasks[0])
     assert si.penalty(net) is None  # nothing learned yet
-    cfg = TrainConfig(epochs=6, lr=0.02, momentum=0.9)
+    cfg = TaskNetConfig(epochs=6, lr=0.02, momentum=0.9)
     final = {n: run_baseline(n, tasks, "mnist", 10, cfg, seed=0)["final"] for n in ("sgd", "si", "lwf", "replay")}
     for n in ("si", "lwf", "replay"):
         assert final[n] > final["sgd"] + 0.05, final  # measured seeds 0-2: +0.11 to +0.37
@@ -364,11 +364,11 @@ def test_ray_trainer_matches_serial(digits):
 
     from raycl.runner import Runner
     from raycl.selfnet.streams import make_stream
-    from raycl.selfnet.train import TrainConfig
+    from raycl.selfnet.train import TaskNetConfig
     from raycl.selfnet.trainers import TaskNetTrainer, TNJob
 
     tasks = make_stream("pairs", *digits, 2, seed=0)
-    jobs = [TNJob(i, TrainConfig(epochs=1), seed=i) for i in range(2)]
+    jobs = [TNJob(i, TaskNetConfig(epochs=1), seed=i) for i in range(2)]
     serial = TaskNetTrainer()(tasks, "mnist", 10, jobs)
     trainer = TaskNetTrainer(Runner(num_cpus=2, progress=False))
     try:

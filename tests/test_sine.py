@@ -184,11 +184,11 @@ def test_activation_derivative_matches_finite_difference():
 
 
 def test_checkpoint_roundtrip(tmp_path):
-    from raycl.dan.checkpoint import load_checkpoint, model_from_checkpoint, phenotypes_from_state, save_phenotype
+    from raycl.dan.checkpoint import load_phenotype, model_from_checkpoint, phenotypes_from_state, save_phenotype
 
     net = build_dan_regressor(hidden=(6, 6), n_channels=3, sharing="net2")
     save_phenotype(tmp_path / "c.pt", net)
-    ck = load_checkpoint(tmp_path / "c.pt")
+    ck = load_phenotype(tmp_path / "c.pt")
     again = model_from_checkpoint(ck)
     x = torch.randn(4, 1)
     assert torch.equal(again(x), net(x))
@@ -232,7 +232,7 @@ def test_bench_prints_one_json_line():
 
 def test_run_checkpoint_holds_theta0(tmp_path):
     """Checkpoints written mid-training store the θ0 every function starts from."""
-    from raycl.dan.checkpoint import load_checkpoint, model_from_checkpoint
+    from raycl.dan.checkpoint import load_phenotype, model_from_checkpoint
     from raycl.sine.experiment import SineExperiment
 
     cfg = SineConfig(hidden=(8, 8), n_channels=4, samples_per_task=10)
@@ -241,7 +241,7 @@ def test_run_checkpoint_holds_theta0(tmp_path):
     exp()
     fresh = SineLearner.build(cfg, torch.Generator().manual_seed(exp.init_seed))
     for name in ("phenotype.pt", "phenotype_e00001.pt"):
-        ck = load_checkpoint(tmp_path / "run" / "checkpoints" / name)
+        ck = load_phenotype(tmp_path / "run" / "checkpoints" / name)
         assert all(torch.equal(ck["theta0"][k], v) for k, v in fresh.theta0.items())
     model = model_from_checkpoint(ck)
     assert ck["meta"]["epoch"] == 1 and model(torch.zeros(3, 1)).shape == (3, 1)
@@ -324,10 +324,10 @@ def test_compare_sharing_in_process(tmp_path):
     assert c["net1"]["per_function"] != c["net0"]["per_function"]
     assert (out / "fig5_4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # each comparison's phenotype checkpoint is a network with that sharing, meta-trained as long as the main run
-    from raycl.dan.checkpoint import load_checkpoint, model_from_checkpoint
+    from raycl.dan.checkpoint import load_phenotype, model_from_checkpoint
 
     for net in ("net1", "net2"):
-        ck = load_checkpoint(out / "checkpoints" / f"sharing_{net}" / "phenotype.pt")
+        ck = load_phenotype(out / "checkpoints" / f"sharing_{net}" / "phenotype.pt")
         assert ck["meta"]["epoch"] == 2 and ck["model_config"]["sharing"] == net
         assert model_from_checkpoint(ck)(torch.zeros(3, 1)).shape == (3, 1)
     df = read_parquet(out / "metrics.parquet")
@@ -353,7 +353,7 @@ def test_provenance_in_summaries_and_checkpoints(tmp_path):
     """summary.json and every checkpoint fingerprint the exact targets meta-trained and deployed on."""
     import re
 
-    from raycl.dan.checkpoint import load_checkpoint
+    from raycl.dan.checkpoint import load_phenotype
     from raycl.provenance import fingerprint
     from raycl.runner import Runner
     from raycl.sine.experiment import SineExperiment, run_seeds
@@ -372,8 +372,8 @@ def test_provenance_in_summaries_and_checkpoints(tmp_path):
     assert p["data"]["meta-train"] == fingerprint(drawn)
     assert p["data"]["deploy"] == fingerprint(exp.deployment_streams(cfg)[1])
     ck = tmp_path / "run" / "checkpoints"
-    assert load_checkpoint(ck / "phenotype.pt")["meta"]["provenance"]["data"]["meta-train"] == fingerprint(drawn)
-    first = load_checkpoint(ck / "phenotype_e00001.pt")["meta"]["provenance"]
+    assert load_phenotype(ck / "phenotype.pt")["meta"]["provenance"]["data"]["meta-train"] == fingerprint(drawn)
+    first = load_phenotype(ck / "phenotype_e00001.pt")["meta"]["provenance"]
     assert first["data"]["meta-train"] == fingerprint(drawn[:1]) and first["environment"]["torch"]
     pooled = run_seeds(tmp_path / "seeds", cfg, [0, 1], Runner(use_ray=False, progress=False), **kw)
     on_disk = json.loads((tmp_path / "seeds" / "summary.json").read_text())["provenance"]

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from raycl.active.models import ENCODERS, Decoder, pick_backbone
-from raycl.active.strategies import Strategy, top
+from raycl.active.query import Strategy, top
 
 
 def _mlp(dim: int, hidden: int = 128) -> nn.Module:

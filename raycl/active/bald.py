@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from raycl.active.strategies import Strategy, entropy, top
+from raycl.active.query import Strategy, entropy, top
 
 
 def batchbald_select(probs: torch.Tensor, b: int, configs: int = 512, generator: torch.Generator | None = None) -> list[int]:

@@ -122,7 +122,7 @@ def loop_config(args):
 
     from raycl.active.loop import LoopConfig
     from raycl.active.scenario import Scenario
-    from raycl.active.train import TrainConfig
+    from raycl.active.train import ActiveTrainConfig
 
     ood_frac, removed, noise = SCENARIOS[args.scenario]
     ood_frac = ood_frac if args.ood_fraction is None else args.ood_fraction
@@ -139,7 +139,7 @@ def loop_config(args):
         opts.update(variant=args.variant, beta=args.beta, latent=args.latent or 60)
     else:
         opts.update(gamma=args.bt_weight, lambd=args.lambd, projector=args.projector, latent=args.latent)
-    train = TrainConfig(epochs=args.epochs, min_steps=args.min_steps,
+    train = ActiveTrainConfig(epochs=args.epochs, min_steps=args.min_steps,
                         batch_size=args.batch_size or (128 if args.model == "vnn" else 64), lr=args.lr,
                         weight_decay=args.weight_decay, optimizer=args.optimizer, eval_every=args.eval_every,
                         patience=args.patience)

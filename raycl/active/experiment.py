@@ -89,7 +89,7 @@ def run_experiment(scenario: Scenario, strategies: list[str], seeds: list[int], 
     run.summary(result)
     title = f"{scenario.dataset}" + (f" + {int(100 * scenario.ood_fraction)}% OOD ({', '.join(scenario.ood)})"
                                      if scenario.ood_fraction else "") + f", {len(seeds)} seeds"
-    run.figure(report.curves_figure(df, title), "curves.png")
+    run.figure(report.accuracy_figure(df, title), "curves.png")
     run.close()
     (run.path / PARTIAL).unlink(missing_ok=True)
     return result

@@ -21,8 +21,10 @@ from raycl import RayclError
 from raycl.active.models import make_model
 from raycl.active.oracle import NoisyOracle, Oracle
 from raycl.active.pools import ActiveData, Pools, initial_labeled
-from raycl.active.strategies import QueryContext, make_strategy
-from raycl.active.train import TrainConfig, accuracy, fit, pick_device, seed_everything, seeded_generator
+from raycl.active.query import QueryContext
+from raycl.active.strategies import make_strategy
+from raycl.active.train import ActiveTrainConfig, accuracy, fit, seed_everything, seeded_generator
+from raycl.host import pick_device
 
 
 @dataclass
@@ -37,7 +39,7 @@ class LoopConfig:
     remove_classes: int = 0  # biased initial pool
     noise: float = 0.0  # noisy oracle: fraction of labels flipped within a superclass
     superclasses: np.ndarray | None = None  # superclass of each class (noisy oracle)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: ActiveTrainConfig = field(default_factory=ActiveTrainConfig)
     device: str | None = None
 
 

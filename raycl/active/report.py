@@ -54,26 +54,18 @@ def comparisons(summary: dict, weibull: str | None = None) -> dict:
     return out
 
 
-def curves_figure(df: pd.DataFrame, title: str = ""):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def accuracy_figure(df: pd.DataFrame, title: str = ""):
+    """Test accuracy against % labeled data per strategy, ± std over seeds (like Fig 3.3), and
+    the cumulative out-of-distribution queries per stage where there were any."""
+    from raycl.plots import mean_curves, pyplot
 
     has_ood = df["ood_queries"].max() > 0
-    fig, axes = plt.subplots(1, 2 if has_ood else 1, figsize=(11 if has_ood else 6, 4.2), squeeze=False)
+    fig, axes = pyplot().subplots(1, 2 if has_ood else 1, figsize=(11 if has_ood else 6, 4.2), squeeze=False)
     ax = axes[0][0]
     order = df.groupby("strategy")["accuracy"].mean().sort_values(ascending=False).index  # legend by accuracy
-    for strategy in order:
-        g = df[df["strategy"] == strategy].groupby("stage")
-        acc = {stage: describe(v) for stage, v in g["accuracy"]}  # per stage, over seeds
-        x = g["labeled_pct"].mean()
-        m = 100 * pd.Series({k: d["mean"] for k, d in acc.items()})
-        s = 100 * pd.Series({k: d["std"] for k, d in acc.items()}).fillna(0)  # no band with one seed
-        line, = ax.plot(x, m, marker="o", ms=3, label=strategy)
-        ax.fill_between(x, m - s, m + s, alpha=0.15, color=line.get_color())
-        if has_ood:
-            axes[0][1].plot(g["stage"].first().index, g["ood_queries"].mean(), marker="o", ms=3, label=strategy)
+    mean_curves(ax, df, "strategy", "labeled_pct", "accuracy", at="stage", order=order, scale=100, marker="o", ms=3)
+    if has_ood:
+        mean_curves(axes[0][1], df, "strategy", "stage", "ood_queries", order=order, band=False, marker="o", ms=3)
     seeds = sorted(set(df.groupby("strategy")["seed"].nunique()))
     ax.set_xlabel(f"% labeled data (band: {what('seeds', '/'.join(map(str, seeds)))})", fontsize=8)
     ax.set_ylabel("test accuracy (%)")

@@ -7,7 +7,6 @@ ratios), vaal, batchbald, waal."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -16,54 +15,10 @@ import torch.nn.functional as F
 
 from raycl import RayclError
 from raycl.active import weibull as W
+from raycl.active.adversarial import VAAL, WAAL
+from raycl.active.bald import BatchBALD
+from raycl.active.query import Strategy, entropy, top
 from raycl.active.train import predict
-
-
-@dataclass
-class QueryContext:
-    model: torch.nn.Module
-    images: torch.Tensor  # the whole pool
-    labeled: np.ndarray  # pool indices
-    labels: np.ndarray  # the oracle's labels for `labeled`
-    unlabeled: np.ndarray
-    num_classes: int
-    device: torch.device = torch.device("cpu")
-    batch_size: int = 1024
-    train_fresh: Callable[[int], torch.nn.Module] | None = None  # a new model on L (ensembles)
-    info: dict = field(default_factory=dict)  # what a strategy wants logged
-    validation: torch.Tensor | None = None  # held-out in-distribution images (weibull threshold=val)
-    refused: np.ndarray | None = None  # pool indices the oracle refused so far (back in `unlabeled`)
-
-    def predict(self, idx: np.ndarray, stochastic: bool = False, model=None):
-        return predict(model or self.model, self.images[torch.as_tensor(idx)], self.device, self.batch_size, stochastic)
-
-    def mc_probs(self, idx: np.ndarray, passes: int) -> torch.Tensor:
-        """(len(idx), passes, C) class probabilities with dropout on and z sampled."""
-        return torch.stack([self.predict(idx, stochastic=True)[0] for _ in range(passes)], 1)
-
-
-def top(scores, b: int) -> np.ndarray:
-    """Positions of the b largest scores (stable: earlier positions win ties)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    return np.argsort(-scores, kind="stable")[:b]
-
-
-def entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    return -(p * p.clamp_min(1e-12).log()).sum(dim)
-
-
-class Strategy:
-    name = "?"
-
-    def select(self, ctx: QueryContext, b: int, rng: np.random.Generator) -> np.ndarray:
-        u = ctx.unlabeled
-        if b >= len(u):
-            return u.copy()
-        return u[self.rank(ctx, b, rng)]
-
-    def rank(self, ctx: QueryContext, b: int, rng: np.random.Generator) -> np.ndarray:
-        """b distinct positions into ctx.unlabeled."""
-        raise NotImplementedError
 
 
 class Random(Strategy):
@@ -278,24 +233,6 @@ class Ensemble(Strategy):
         return top((ratio + 1e-3 * entropy(probs.mean(1)) / np.log(ctx.num_classes)).numpy(), b)
 
 
-def _vaal(**kw):
-    from raycl.active.adversarial import VAAL
-
-    return VAAL(**kw)
-
-
-def _waal(**kw):
-    from raycl.active.adversarial import WAAL
-
-    return WAAL(**kw)
-
-
-def _batch_bald(**kw):
-    from raycl.active.bald import BatchBALD
-
-    return BatchBALD(**kw)
-
-
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "random": Random,
     "uncertainty": Uncertainty,
@@ -304,9 +241,9 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "mc-dropout": MCDropout,
     "dbal": BALD,
     "ensemble": Ensemble,
-    "vaal": _vaal,
-    "batchbald": _batch_bald,
-    "waal": _waal,
+    "vaal": VAAL,
+    "batchbald": BatchBALD,
+    "waal": WAAL,
 }
 
 

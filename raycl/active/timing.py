@@ -14,9 +14,11 @@ import numpy as np
 import torch
 
 from raycl.active.models import make_model
-from raycl.active.strategies import STRATEGIES, QueryContext, make_strategy
-from raycl.active.train import TrainConfig, fit, pick_device, seeded_generator
+from raycl.active.query import QueryContext
+from raycl.active.strategies import STRATEGIES, make_strategy
+from raycl.active.train import ActiveTrainConfig, fit, seeded_generator
 from raycl.data import load, to_common
+from raycl.host import pick_device
 from raycl.provenance import record
 
 VALIDATION = 200  # held-out images beside the pool (the Weibull threshold=val reading uses them)
@@ -45,7 +47,7 @@ def sampling_time(pool: int = 10000, labeled: int = 100, budget: int = 100, size
     order = rng.permutation(len(images))
     lab, unl = np.sort(order[:labeled]), np.sort(order[labeled:labeled + pool])
     val_images = images[torch.as_tensor(np.sort(order[labeled + pool:]))]  # threshold=val reads it
-    cfg = TrainConfig(epochs=1, min_steps=train_steps, eval_every=10 ** 6)
+    cfg = ActiveTrainConfig(epochs=1, min_steps=train_steps, eval_every=10 ** 6)
     torch.manual_seed(seed)
 
     def train_fresh(s: int):

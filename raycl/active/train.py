@@ -14,7 +14,7 @@ from raycl import RayclError
 
 
 @dataclass
-class TrainConfig:
+class ActiveTrainConfig:
     epochs: int = 40
     min_steps: int = 0  # a tiny labeled pool still gets this many updates (early stopping waits for them)
     batch_size: int = 128
@@ -25,10 +25,6 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better validation accuracy (0: run all epochs)
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @torch.no_grad()
@@ -55,7 +51,7 @@ def accuracy(model, images, labels, device, batch_size: int = 1024) -> float:
 
 
 def fit(model, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Tensor, val_labels: torch.Tensor,
-        cfg: TrainConfig, device, generator: torch.Generator) -> tuple[torch.nn.Module, dict]:
+        cfg: ActiveTrainConfig, device, generator: torch.Generator) -> tuple[torch.nn.Module, dict]:
     """Train on (images, labels); return the model at its best validation accuracy. With
     `cfg.patience`, stop early once that many epochs pass without a better one (`cfg.epochs`
     is then the cap)."""

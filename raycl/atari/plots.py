@@ -4,10 +4,9 @@ from __future__ import annotations
 
 
 def score_figure(table: list[dict], score_rows: list[dict], games):
-    import matplotlib
+    from raycl.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     games = list(games)
     fig, axes = plt.subplots(1, len(games), figsize=(3.2 * len(games), 3.2), squeeze=False)

@@ -28,10 +28,9 @@ def activation_curves(phen, lo: float = -4.0, hi: float = 4.0, n: int = 801, max
 
 
 def activation_figure(phenotypes: dict, lo: float = -4.0, hi: float = 4.0, title: str = ""):
-    import matplotlib
+    from raycl.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(phenotypes), 2, figsize=(9, 3.0 * len(phenotypes)), squeeze=False)
     for row, (name, phen) in enumerate(phenotypes.items()):

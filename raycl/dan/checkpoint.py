@@ -36,13 +36,15 @@ def save_phenotype(
     return torch_save(path, obj)
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_phenotype(path: str | Path) -> dict:
     obj = torch_load(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         return obj
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return {"format": FORMAT, "phi": obj, "model_class": None, "model_config": None, "meta": {}}
     raise RayclError(f"{path} is not a raycl phenotype checkpoint (expected format {FORMAT} or a φ state dict)")
+
+
 
 
 def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:

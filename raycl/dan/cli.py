@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_activation(args) -> int:
     from raycl.dan.activation import activation_figure
-    from raycl.dan.checkpoint import load_checkpoint, phenotypes_from_state
+    from raycl.dan.checkpoint import load_phenotype, phenotypes_from_state
     from raycl.checks import output_file
     from raycl.runio import save_figure
 
@@ -39,7 +39,7 @@ def cmd_activation(args) -> int:
     if Path(args.checkpoint).is_dir():
         raise RayclError(f"{args.checkpoint} is a folder; give the phenotype checkpoint file, e.g. "
                          "RUN/checkpoints/phenotype.pt of a `raycl sine` run")
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_phenotype(args.checkpoint)
     try:
         phens = phenotypes_from_state(ckpt["phi"])
     except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as e:  # a φ dict of the wrong shape

@@ -36,10 +36,9 @@ def cmd_list(args) -> int:
 
 def preview_figure(data, classes: int = 10, per_class: int = 10):
     """One row per class (its name on the left), `per_class` samples in each row."""
-    import matplotlib
+    from raycl.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = [g for g in data.by_class() if len(g)][:classes]
     if not groups:

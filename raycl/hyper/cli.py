@@ -91,7 +91,7 @@ def cmd_hyper_train(args) -> int:
     import torch
 
     from raycl.checks import resume_or_overwrite
-    from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint, meta_train_pool, resume_config
+    from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_run_checkpoint, meta_train_pool, resume_config
     from raycl.runio import claim_run
 
     torch.set_num_threads(args.threads)
@@ -111,7 +111,7 @@ def cmd_hyper_train(args) -> int:
     # everything is checked before the run folder is touched: settings, the checkpoint, the data
     ckpt = None
     if args.resume:
-        ckpt = load_checkpoint(args.out)
+        ckpt = load_run_checkpoint(args.out)
         overrides = config_values(args, HyperConfig)
         cfg = resume_config(ckpt, overrides, args.out)
     else:
@@ -173,10 +173,10 @@ def _hyper_train_seeds(args) -> int:
 def _run_config(run: Path) -> HyperConfig:
     """The config of a run, or of the first phenotype of a replicated run."""
     from raycl.hyper.replicate import replicated_runs
-    from raycl.hyper.trainer import load_checkpoint
+    from raycl.hyper.trainer import load_run_checkpoint
 
     first = (replicated_runs(run) or [run])[0]
-    return HyperConfig.from_dict(load_checkpoint(first)["config"])
+    return HyperConfig.from_dict(load_run_checkpoint(first)["config"])
 
 
 def cmd_deploy(args) -> int:
@@ -185,7 +185,7 @@ def cmd_deploy(args) -> int:
     from raycl.hyper.report import deploy_run
 
     from raycl import RayclError
-    from raycl.hyper.trainer import load_checkpoint
+    from raycl.hyper.trainer import load_run_checkpoint
     from raycl.runio import claim_run, results
 
     torch.set_num_threads(args.threads)
@@ -193,7 +193,7 @@ def cmd_deploy(args) -> int:
     from raycl.hyper.replicate import SEEDS_FILE
 
     if not (run / SEEDS_FILE).exists():
-        load_checkpoint(run)  # a clear error before anything else when it is missing or unsafe
+        load_run_checkpoint(run)  # a clear error before anything else when it is missing or unsafe
     from raycl.hyper.report import result_suffix
 
     rule = args.readout_rule or _run_config(run).readout_rule

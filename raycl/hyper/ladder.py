@@ -67,10 +67,9 @@ def ladder_markdown(rungs: list[dict], d: int) -> list[str]:
 
 
 def ladder_figure(rungs: list[dict], d: int):
-    import matplotlib
+    from raycl.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     x = list(range(len(rungs)))

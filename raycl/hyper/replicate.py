@@ -24,13 +24,13 @@ def seed_dir(run: Path, seed: int) -> Path:
 
 def train_one(out: str, cfg_dict: dict, resume: bool) -> dict:
     """One hyper-training (fresh, or continued from its checkpoint); runs in a Ray task."""
-    from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint, resume_config
+    from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_run_checkpoint, resume_config
 
     t0, c0 = time.perf_counter(), time.process_time()
     cfg = HyperConfig.from_dict(cfg_dict)
     trainer = ReferenceTrainer(cfg, out)
     if resume and (Path(out) / CHECKPOINT).exists():
-        ckpt = load_checkpoint(out)
+        ckpt = load_run_checkpoint(out)
         if ckpt["epoch"] >= cfg.epochs:
             return {"seed": cfg.seed, "epochs": ckpt["epoch"], "skipped": True}
         trainer = ReferenceTrainer(resume_config(ckpt, {"epochs": cfg.epochs}, out), out)

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from raycl.hyper.config import HyperConfig  # noqa: E402
-from raycl.hyper.evaluate import (  # noqa: E402
+from raycl.hyper.config import HyperConfig
+from raycl.hyper.evaluate import (
     EVAL_SEED,
     Contender,
     compare,
@@ -21,12 +16,12 @@ from raycl.hyper.evaluate import (  # noqa: E402
     standard_contenders,
     summarize_phenotypes,
 )
-from raycl.hyper.config import DEFAULT_LRS  # noqa: E402
-from raycl.hyper.models import build_model  # noqa: E402
-from raycl.hyper.replicate import replicated_runs  # noqa: E402
-from raycl.hyper.trainer import check_architecture, load_checkpoint  # noqa: E402
-from raycl.provenance import data_mismatch, record  # noqa: E402
-from raycl.runio import atomic_write_bytes, read_parquet, save_figure, write_json, write_parquet  # noqa: E402
+from raycl.hyper.config import DEFAULT_LRS
+from raycl.hyper.models import build_model
+from raycl.hyper.replicate import replicated_runs
+from raycl.hyper.trainer import check_architecture, load_run_checkpoint
+from raycl.provenance import data_mismatch, record
+from raycl.runio import atomic_write_bytes, read_parquet, save_figure, write_json, write_parquet
 
 
 def deploy_phenotype(run: str, ds: list[int] | None, sequences: int, eval_source: str, eval_root,
@@ -36,7 +31,7 @@ def deploy_phenotype(run: str, ds: list[int] | None, sequences: int, eval_source
     rows tagged with the phenotype's training seed, the chosen rates, and whether the data
     differs from what the run trained on. Runs in a Ray task for a replicated run."""
     run = Path(run)
-    ckpt = load_checkpoint(run)
+    ckpt = load_run_checkpoint(run)
     cfg = HyperConfig.from_dict(ckpt["config"])
     model, built_theta0, built_phi0 = build_model(cfg)
     check_architecture(ckpt, built_theta0, built_phi0)
@@ -69,7 +64,7 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
     the deployment read-out rule (default: the one the run trained with)."""
     folders = replicated_runs(run) or [run]
     for f in folders:
-        load_checkpoint(f)  # every phenotype is there and loads safely, before any deployment
+        load_run_checkpoint(f)  # every phenotype is there and loads safely, before any deployment
     args = (list(ds) if ds else None, seeds, eval_source, eval_root, criterion, list(lrs) if lrs else None,
             str(cache) if cache else None)
     if runner is None or len(folders) == 1:
@@ -94,9 +89,9 @@ def deploy_run(run: Path, ds=None, seeds: int = 5, eval_source: str = "digits", 
         summary["by_d"][str(d)] = {
             "results": s, "selection": {str(p["phenotype"]): p["chosen"][str(d)] for p in per},
             "table": format_phenotype_table(s, cfg.mode) + "\n" + format_verdicts(s, cfg.mode)}
-        save_figure(curves_figure(at_d, d, cfg.mode), run / f"deployment{sfx}_d{d}.png")
+        save_figure(deployment_figure(at_d, d, cfg.mode), run / f"deployment{sfx}_d{d}.png")
         if cfg.mode == "unsupervised" and len(per) == 1:
-            ckpt = load_checkpoint(folders[0])
+            ckpt = load_run_checkpoint(folders[0])
             model, _, _ = build_model(cfg)
             fig = reconstruction_figure(standard_contenders(cfg, ckpt, model)[0],
                                         deployment_sets(cfg, eval_source, eval_root)["meta-eval"], cfg, d,
@@ -123,6 +118,7 @@ def reconstruction_figure(c: Contender, pool, cfg: HyperConfig, d: int, lr: floa
     from torch.func import functional_call
 
     from raycl.hyper.deploy import deploy, deployment_streams
+    from raycl.plots import pyplot
 
     stream = deployment_streams(pool, 1, d, cfg.deploy_i, cfg.deploy_holdout, EVAL_SEED)[0]
     x = stream.train_x[:, 0]
@@ -136,7 +132,7 @@ def reconstruction_figure(c: Contender, pool, cfg: HyperConfig, d: int, lr: floa
 
     deploy(c.model, c.theta0, c.phi, stream, cfg.k, lr, cfg.mode, on_task=grab)
     side = cfg.image_size
-    fig, axes = plt.subplots(len(stages) + 1, d, figsize=(d * 0.9, (len(stages) + 1) * 0.95), squeeze=False)
+    fig, axes = pyplot().subplots(len(stages) + 1, d, figsize=(d * 0.9, (len(stages) + 1) * 0.95), squeeze=False)
     for col in range(d):
         for row, img in enumerate([x] + [shots[j] for j in stages]):
             ax = axes[row][col]
@@ -148,23 +144,23 @@ def reconstruction_figure(c: Contender, pool, cfg: HyperConfig, d: int, lr: floa
     return fig
 
 
-def curves_figure(rows: list[dict], d: int, mode: str):
+def deployment_figure(rows: list[dict], d: int, mode: str):
     """Memory and generalization after each deployment task (like Fig 6.3 / 6.10)."""
     import pandas as pd
+
+    from raycl.plots import mean_curves, pyplot
 
     df = pd.DataFrame(rows)
     by_phenotype = "phenotype" in df and df["phenotype"].nunique() > 1
     sets = list(dict.fromkeys(df["set"]))
-    fig, axes = plt.subplots(2, len(sets), figsize=(4 * len(sets), 6), squeeze=False, sharex=True)
+    fig, axes = pyplot().subplots(2, len(sets), figsize=(4 * len(sets), 6), squeeze=False, sharex=True)
     for col, s in enumerate(sets):
         for row, metric in enumerate(("memory", "generalization")):
             ax = axes[row][col]
-            for c, g in df[df["set"] == s].groupby("contender", sort=False):
-                if by_phenotype:  # the band is the spread of the per-phenotype means
-                    g = g.groupby(["phenotype", "task"], as_index=False)[metric].mean()
-                m = g.groupby("task")[metric].agg(["mean", "std"])
-                ax.plot(m.index, m["mean"], marker="o", ms=3, label=c)
-                ax.fill_between(m.index, m["mean"] - m["std"], m["mean"] + m["std"], alpha=0.15)
+            at = df[df["set"] == s]
+            if by_phenotype:  # the band is the spread of the per-phenotype means
+                at = at.groupby(["contender", "phenotype", "task"], as_index=False, sort=False)[metric].mean()
+            mean_curves(ax, at, "contender", "task", metric, marker="o", ms=3)
             ax.set_title(f"{s}: {metric}", fontsize=9)
             ax.set_xlabel("tasks learned")
             ax.set_ylabel("accuracy" if mode == "supervised" else "MSE")
@@ -179,7 +175,9 @@ def curves_figure(rows: list[dict], d: int, mode: str):
 def training_figure(df):
     """Hyper-training curves: hyper-loss, and memory / generalization at the end of each
     epoch on the models' own streams (like Fig 6.6 / 6.7)."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    from raycl.plots import pyplot
+
+    fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.2))
     for ax, k in zip(axes, ("hyper_loss", "memory", "generalization")):
         for m, g in df.groupby("model"):
             ax.plot(g["epoch"], g[k], alpha=0.35, lw=0.8)

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from torch.func import functional_call
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from torch.func import functional_call  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from raycl import RayclError  # noqa: E402
-from raycl.hyper.config import HyperConfig  # noqa: E402
-from raycl.hyper.config import DEFAULT_LRS  # noqa: E402
-from raycl.hyper.deploy import deploy, deployment_streams  # noqa: E402
-from raycl.hyper.diagnostics import layer_cosines, phenotype_response  # noqa: E402
-from raycl.hyper.evaluate import (  # noqa: E402
+from raycl import RayclError
+from raycl.hyper.config import HyperConfig
+from raycl.hyper.config import DEFAULT_LRS
+from raycl.hyper.deploy import deploy, deployment_streams
+from raycl.hyper.diagnostics import layer_cosines, phenotype_response
+from raycl.hyper.evaluate import (
     EVAL_SEED,
     GAINS,
     Contender,
@@ -27,11 +23,12 @@ from raycl.hyper.evaluate import (  # noqa: E402
     standard_contenders,
     summarize,
 )
-from raycl.hyper.models import build_model  # noqa: E402
-from raycl.hyper.report import curves_figure  # noqa: E402
-from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_checkpoint  # noqa: E402
-from raycl.stats import describe, fmt, paired, what  # noqa: E402
-from raycl.runio import atomic_write_bytes, read_json, save_figure, write_json, write_parquet  # noqa: E402
+from raycl.hyper.models import build_model
+from raycl.hyper.report import deployment_figure
+from raycl.hyper.trainer import CHECKPOINT, ReferenceTrainer, load_run_checkpoint
+from raycl.plots import pyplot
+from raycl.stats import describe, fmt, paired, what
+from raycl.runio import atomic_write_bytes, read_json, save_figure, write_json, write_parquet
 
 NOT_BASELINES = ("hyper-trained", "IID control", "iid replay (500)", "iid replay (k·d)")  # replay is reported, not "beaten"
 
@@ -50,7 +47,7 @@ def iid_control(run: Path, ckpt: dict, progress: bool) -> dict:
     cfg = HyperConfig.from_dict(ckpt["config"]).with_(order="iid")
     out = run / "iid-control"
     if (out / CHECKPOINT).exists():
-        ctrl = load_checkpoint(out)
+        ctrl = load_run_checkpoint(out)
         if ctrl["epoch"] >= ckpt["epoch"]:
             return ctrl
         trainer = ReferenceTrainer(cfg, out)
@@ -59,7 +56,7 @@ def iid_control(run: Path, ckpt: dict, progress: bool) -> dict:
         trainer = ReferenceTrainer(cfg, out)
     trainer.train(epochs=ckpt["epoch"], progress=progress)
     trainer.save()
-    return load_checkpoint(out)
+    return load_run_checkpoint(out)
 
 
 def contenders_for(run: Path, ckpt: dict, progress: bool, train_control: bool = True) -> tuple[HyperConfig, list[Contender]]:
@@ -109,7 +106,7 @@ def phenotype_figure(contenders: list[Contender], cfg: HyperConfig):
     frozen = [c for c in contenders if c.kind == "frozen" and c.phi]
     prefix = sorted({n.rsplit(".weights.", 1)[0].rsplit(".biases.", 1)[0] for n in frozen[0].phi})[0]
     module = frozen[0].model.get_submodule(prefix)
-    fig, axes = plt.subplots(1, len(frozen), figsize=(3.2 * len(frozen), 3), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(frozen), figsize=(3.2 * len(frozen), 3), squeeze=False)
     for ax, c in zip(axes[0], frozen):
         sub = {n[len(prefix) + 1:]: p for n, p in c.phi.items() if n.startswith(prefix + ".")}
 
@@ -138,7 +135,7 @@ def cosine_figure(diag_rows: list[dict]):
     last = df[df["layer"] == df["layer"].max()]
     g = last.groupby(["contender", "when"])[["within", "between"]].mean().reset_index()
     names = list(dict.fromkeys(g["contender"]))
-    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 3.2))
+    fig, ax = pyplot().subplots(figsize=(1.3 * len(names) + 2, 3.2))
     width = 0.2
     for j, (when, kind) in enumerate([(w, k) for w in ("theta0", "deployed") for k in ("within", "between")]):
         vals = [float(g[(g.contender == n) & (g.when == when)][kind].iloc[0]) for n in names]
@@ -157,7 +154,7 @@ def _pct(m: dict) -> str:
 
 def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits", eval_root=None,
               progress: bool = True, train_control: bool = True, cache: Path | None = None, lrs=DEFAULT_LRS) -> dict:
-    ckpt = load_checkpoint(run)
+    ckpt = load_run_checkpoint(run)
     with_control = (train_control or (run / "iid-control" / CHECKPOINT).exists()) and ckpt["config"]["order"] == "sequential"
     key = {"epochs": ckpt["epoch"], "ds": list(ds), "seeds": seeds, "eval_source": eval_source, "iid_control": with_control,
            "lrs": list(lrs), "selection": "matched, 5 meta-train sequences"}
@@ -179,7 +176,7 @@ def run_study(run: Path, ds=(5, 10), seeds: int = 20, eval_source: str = "digits
         diag_rows += diag
         study["by_d"][str(d)] = {"results": summ, "lr": lrs, "just_learned": {
             f"{c}|{s}": v for (c, s, dd), v in just_learned(rows).items() if dd == d}}
-        save_figure(curves_figure(rows, d, cfg.mode), run / f"report_curves_d{d}.png")
+        save_figure(deployment_figure(rows, d, cfg.mode), run / f"report_curves_d{d}.png")
     write_parquet(run / "report_deployment.parquet", all_rows)
     write_parquet(run / "report_diagnostics.parquet", diag_rows)
     save_figure(cosine_figure(diag_rows), run / "report_cosine.png")
@@ -397,7 +394,7 @@ def report_hyper(results: Path, out: Path | None = None, ds=(5, 10), seeds: int 
     runs = [r for r in find_runs(results) if r.name != "iid-control"]
     studies = []
     for run in tqdm(runs, desc="runs", disable=not progress or len(runs) == 1):
-        cfg = HyperConfig.from_dict(load_checkpoint(run)["config"])
+        cfg = HyperConfig.from_dict(load_run_checkpoint(run)["config"])
         if cfg.mode != "supervised":
             continue
         # baselines shared by runs of one architecture are deployed once

@@ -19,11 +19,11 @@ from tqdm.auto import tqdm
 from raycl import RayclError
 from raycl.guard import DivergenceGuard
 from raycl.hyper.algorithm import PhenotypeOptimizer
+from raycl.hyper.bookkeeping import ModelProgress, PhenotypeProgress, epoch_report, model_snapshot, restore_model
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.models import build_model
-from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator
-from raycl.hyper.progress import ModelProgress, PhenotypeProgress, epoch_report, model_snapshot, restore_model
 from raycl.hyper.stream import meta_pool
+from raycl.hyper.synapses import SynapseState, advance, begin_epoch, model_generator
 from raycl.provenance import record
 from raycl.runio import RunDir, torch_load, torch_save
 
@@ -193,7 +193,7 @@ class PopulationTrainer:
 
     @classmethod
     def resume(cls, run_dir: str | Path, trainer_options: dict | None = None, **overrides) -> "PopulationTrainer":
-        ckpt = load_checkpoint(run_dir)
+        ckpt = load_run_checkpoint(run_dir)
         trainer = cls(resume_config(ckpt, overrides, run_dir), run_dir, **(trainer_options or {}))
         trainer.restore(ckpt)
         return trainer
@@ -286,8 +286,10 @@ def check_architecture(ckpt: dict, theta0: dict, phi0: dict) -> None:
                              "another raycl version); it cannot be resumed or deployed: start a new run")
 
 
-def load_checkpoint(run_dir: str | Path) -> dict:
+def load_run_checkpoint(run_dir: str | Path) -> dict:
     ckpt = torch_load(Path(run_dir) / CHECKPOINT)
     if not isinstance(ckpt, dict) or "server" not in ckpt:
         raise RayclError(f"{Path(run_dir) / CHECKPOINT} is not a raycl hyper-training checkpoint")
     return ckpt
+
+

@@ -17,12 +17,12 @@ import time
 import numpy as np
 import torch
 
-from raycl.host import keep_heap
+from raycl.host import keep_heap, pick_device
 from raycl.hyper.algorithm import Params, PhenotypeOptimizer
+from raycl.hyper.bookkeeping import ModelProgress, PhenotypeProgress, epoch_report, model_snapshot, restore_model, stream_to
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.models import build_model
-from raycl.hyper.population import SynapseState, advance, begin_epoch, model_generator
-from raycl.hyper.progress import ModelProgress, PhenotypeProgress, epoch_report, model_snapshot, restore_model, stream_to
+from raycl.hyper.synapses import SynapseState, advance, begin_epoch, model_generator
 from raycl.hyper.trainer import CHECKPOINT, checkpoint_dict, steps_per_epoch
 from raycl.runio import torch_save
 
@@ -34,10 +34,6 @@ class StalePosition(RuntimeError):
 def _check(at, want, who: str) -> None:
     if at != want:
         raise StalePosition(f"{who} is at {at}, the call is for {want}")
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 class FlatParams:

@@ -4,7 +4,7 @@ The M models' synapses are stacked (each tensor of θ gets a leading model dimen
 `torch.func.vmap` call runs every model's synaptic step and φ gradient at once, with φ shared.
 This is the fast path when the models are small (one per device wastes it) or when there are
 more models than devices. Everything random stays per model and in Python, exactly as in
-`raycl.hyper.population.advance`: each model keeps its own `SynapseState` (generator,
+`raycl.hyper.synapses.advance`: each model keeps its own `SynapseState` (generator,
 hyper-stream) and draws its task and hyper-stream batches in the same order; only the
 compute is vmapped. φ is stepped by the same `PhenotypeOptimizer` with the list of per-model
 gradients, so the run gives the reference trainer's φ and rows, and writes its checkpoint.
@@ -19,11 +19,11 @@ import torch
 from torch.func import grad, vmap
 
 from raycl import RayclError
+from raycl.host import pick_device
 from raycl.hyper.algorithm import Params, StepResult, hyper_batch, output_rows, seen_classes, task_batch, task_loss
+from raycl.hyper.bookkeeping import epoch_report, stream_to
 from raycl.hyper.config import HyperConfig
-from raycl.hyper.progress import epoch_report, stream_to
 from raycl.hyper.trainer import ReferenceTrainer
-from raycl.population.actors import pick_device
 
 
 PER_MODEL = (0, None, 0, 0, 0, 0)  # vmap's in_dims for (θ, φ, task x, task y, hyper x, hyper y): φ is shared
@@ -109,7 +109,7 @@ class PackedTrainer(ReferenceTrainer):
     def __init__(self, cfg: HyperConfig, out: str | Path | None = None, pool=None, *, device=None):
         check_packable(cfg)
         super().__init__(cfg, out, pool)
-        self.device = torch.device(device) if device is not None else pick_device()
+        self.device = pick_device(device)
         self.model = self.model.to(self.device)  # the computation only; θ and φ come in
         if cfg.readout_rule == "reset":
             self._reset_rows = output_rows(self.theta0, cfg.n_outputs)  # a missing linear read-out fails here

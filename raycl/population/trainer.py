@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from raycl import RayclError
+from raycl.hyper.bookkeeping import PhenotypeProgress
 from raycl.hyper.config import HyperConfig
-from raycl.hyper.progress import PhenotypeProgress
 from raycl.hyper.trainer import PopulationTrainer, fresh_checkpoint
 from raycl.population.actors import PhenotypeServer, StalePosition, SynapseWorker
 

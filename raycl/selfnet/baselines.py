@@ -31,7 +31,7 @@ from torch.func import functional_call, grad, vmap
 from raycl import RayclError
 from raycl.selfnet.streams import Task
 from raycl.selfnet.tasknets import TaskNet, make_tasknet
-from raycl.selfnet.train import TrainConfig, accuracy, fit, head_of, task_logits
+from raycl.selfnet.train import TaskNetConfig, accuracy, fit, head_of, task_logits
 
 
 def fisher_diagonal(net: nn.Module, task: Task, samples: int = 256, seed: int = 0) -> list[torch.Tensor]:
@@ -250,7 +250,7 @@ def task_aware_stream(tasks: list[Task]) -> tuple[list[Task], int]:
 class SharedLearner:
     """One task network learns every task in turn; `reg` keeps it from forgetting."""
 
-    def __init__(self, arch: str, num_outputs: int, cfg: TrainConfig, reg: Regularizer, seed: int = 0, device=None):
+    def __init__(self, arch: str, num_outputs: int, cfg: TaskNetConfig, reg: Regularizer, seed: int = 0, device=None):
         self.device = torch.device(device or "cpu")
         self.net = make_tasknet(arch, num_outputs, seed=seed).to(self.device)
         self.arch, self.num_outputs, self.cfg, self.reg, self.seed = arch, num_outputs, cfg, reg, seed
@@ -318,7 +318,7 @@ class ProgressCompress(SharedLearner):
         self.reg.after_task(kb, task)
 
 
-def make_learner(name: str, arch: str, num_outputs: int, cfg: TrainConfig, lam: float | None = None,
+def make_learner(name: str, arch: str, num_outputs: int, cfg: TaskNetConfig, lam: float | None = None,
                  seed: int = 0, device=None) -> SharedLearner:
     reg = make_regularizer(name, lam, seed=seed)
     cls = ProgressCompress if name == "pc" else SharedLearner

@@ -205,14 +205,14 @@ def _setup(args):
 
 def _train_cfgs(args):
     """Networks trained from scratch and, where the action fine-tunes, networks tuned from θ*."""
-    from raycl.selfnet.train import TrainConfig
+    from raycl.selfnet.train import TaskNetConfig
 
-    first = TrainConfig(args.epochs, 32, args.lr, args.momentum)
+    first = TaskNetConfig(args.epochs, 32, args.lr, args.momentum)
     if "tune_epochs" not in vars(args):
         return first, None
     anchor = dict(anchor_lam=args.anchor_lam, anchor_reduction=args.anchor_reduction)
-    first = TrainConfig(args.epochs, 32, args.lr, args.momentum, **anchor)
-    tune = TrainConfig(args.tune_epochs, 32, args.tune_lr, args.tune_momentum, **anchor, lr_flag="--tune-lr")
+    first = TaskNetConfig(args.epochs, 32, args.lr, args.momentum, **anchor)
+    tune = TaskNetConfig(args.tune_epochs, 32, args.tune_lr, args.tune_momentum, **anchor, lr_flag="--tune-lr")
     return first, tune
 
 
@@ -348,7 +348,6 @@ def continual_seed(args, seed: int, scaling: bool) -> tuple[list[dict], dict]:
 
 
 def _run_seeds(args, scaling: bool) -> int:
-    import pandas as pd
 
     from raycl.cliargs import runner
     from raycl.runio import RunDir

@@ -20,7 +20,7 @@ from raycl.selfnet.flat import flatten
 from raycl.selfnet.store import NetMeta, SelfNet, fit_ae
 from raycl.selfnet.streams import Task
 from raycl.selfnet.tasknets import make_tasknet
-from raycl.selfnet.train import TrainConfig, accuracy_of_flat
+from raycl.selfnet.train import TaskNetConfig, accuracy_of_flat
 from raycl.selfnet.trainers import TaskNetTrainer, TNJob
 
 SOURCES = ("first-batch-mean", "first-task", "none")
@@ -65,8 +65,8 @@ def train_stream_networks(tasks, arch, num_outputs, first_cfg, tune_cfg, source_
     return results, source
 
 
-def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConfig, first_cfg: TrainConfig,
-                tune_cfg: TrainConfig, trainer=None, seed: int = 0, on_stage=None, device=None,
+def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConfig, first_cfg: TaskNetConfig,
+                tune_cfg: TaskNetConfig, trainer=None, seed: int = 0, on_stage=None, device=None,
                 on_ae=None) -> dict:
     """Algorithm 1 over a stream. After every task, every task seen so far is evaluated with
     its recollection (or its original while it waits in the buffer)."""
@@ -119,7 +119,7 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
             "final_mean_cosine": _mean([r["cosine"] for r in last])}
 
 
-def run_baseline(name: str, tasks: list[Task], arch: str, num_outputs: int, cfg: TrainConfig, lam=None,
+def run_baseline(name: str, tasks: list[Task], arch: str, num_outputs: int, cfg: TaskNetConfig, lam=None,
                  seed: int = 0, on_stage=None, device=None, task_aware: bool = False) -> dict:
     """One shared network learns the stream with baseline `name`; all seen tasks evaluated after
     each. `task_aware`: every task its own head, chosen by the task's identity (method NAME:task-aware)."""

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from raycl.selfnet.baselines import BASELINE_NAMES  # noqa: E402
+from raycl.plots import pyplot
+from raycl.selfnet.baselines import BASELINE_NAMES
 
 
 def continual(rows: list[dict], title: str):
     """Mean accuracy over all tasks seen, after every stage (Fig 2.4 / 2.5)."""
     df = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     for method, g in df.groupby("method", sort=False):
         curve = g.groupby("stage")["accuracy"].mean()
         label = "Self-Net (recollections)" if method == "selfnet" else BASELINE_NAMES.get(method, method)
@@ -34,7 +31,7 @@ def scaling(rows: list[dict], fits: list[dict], single_batch: float | None, titl
     """Fig 2.3: accuracy against compression factor at every consolidation; AE updates per stage."""
     df = pd.DataFrame(rows)
     df = df[df.method == "selfnet"]
-    fig, (a, b) = plt.subplots(2, 1, figsize=(7, 6))
+    fig, (a, b) = pyplot().subplots(2, 1, figsize=(7, 6))
     stages = [f["stage"] for f in fits]
     at = df[df.stage.isin(stages)].groupby("stage")
     cf = at["compression_factor"].first()
@@ -58,7 +55,7 @@ def scaling(rows: list[dict], fits: list[dict], single_batch: float | None, titl
 def robustness(rows: list[dict], threshold: float, title: str):
     """Fig 2.2: accuracy of noisy copies against their cosine similarity to the original."""
     df = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     ax.scatter((1 - df.cosine).clip(lower=1e-7), df.accuracy * 100, s=8, alpha=0.6, c=df.network, cmap="tab10")
     for acc in df.groupby("network")["original_acc"].first():
         ax.axhline(acc * 100, color="gray", ls=":", lw=0.8)
@@ -75,7 +72,7 @@ def robustness(rows: list[dict], threshold: float, title: str):
 
 def multi_arch(curves: dict[str, list[float]], rows: list[dict], title: str):
     """Fig 2.7: (left) mean cosine against AE updates; (right) originals vs recollections per network."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = pyplot().subplots(1, 2, figsize=(11, 4))
     for name, h in curves.items():
         a.plot(range(len(h)), h, label=name)
     a.set_xlabel("AE updates")

@@ -16,7 +16,7 @@ from raycl.selfnet.tasknets import make_tasknet
 
 
 @dataclass
-class TrainConfig:
+class TaskNetConfig:
     epochs: int = 10
     batch_size: int = 32
     lr: float = 0.01
@@ -30,6 +30,8 @@ class TrainConfig:
         return asdict(self)
 
 
+
+
 def task_logits(net: nn.Module, x: torch.Tensor, task: Task, **kw) -> torch.Tensor:
     return head_of(net(x, **kw), task)
 
@@ -39,7 +41,7 @@ def head_of(logits: torch.Tensor, task: Task) -> torch.Tensor:
     return logits[:, task.head: task.head + task.num_classes]
 
 
-def fit(net: nn.Module, task: Task, cfg: TrainConfig, extra_loss: Callable[[], torch.Tensor | None] | None = None,
+def fit(net: nn.Module, task: Task, cfg: TaskNetConfig, extra_loss: Callable[[], torch.Tensor | None] | None = None,
         seed: int = 0, params=None, loss_fn=None, on_step: Callable[[], None] | None = None) -> nn.Module:
     """SGD on the task's training set; `extra_loss()` is added to every batch (regularizers);
     `on_step()` runs after every update (the gradients still in .grad)."""
@@ -89,7 +91,7 @@ def accuracy_of_flat(arch: str, num_outputs: int, flat: torch.Tensor, task: Task
     return accuracy(load_flat(make_tasknet(arch, num_outputs), flat), task)
 
 
-def train_task_network(task: Task, arch: str, num_outputs: int, cfg: TrainConfig, init: torch.Tensor | None = None,
+def train_task_network(task: Task, arch: str, num_outputs: int, cfg: TaskNetConfig, init: torch.Tensor | None = None,
                        source: torch.Tensor | None = None, seed: int = 0) -> tuple[torch.Tensor, float]:
     """One independent task network (§2.3): start from `init` (or a seeded random init),
     fine-tune with TaskLoss + λ·MSE(source, θ) when a source is given. Returns (θ, test accuracy)."""

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import torch
 
 from raycl.selfnet.streams import Task
-from raycl.selfnet.train import TrainConfig, train_task_network
+from raycl.selfnet.train import TaskNetConfig, train_task_network
 
 
 @dataclass
 class TNJob:
     task: int  # index into the stream
-    cfg: TrainConfig
+    cfg: TaskNetConfig
     seed: int
     init: torch.Tensor | None = None  # start weights (None: the seed's random init)
     source: torch.Tensor | None = None  # anchor θ* for λ·MSE(θ*, θ) (eq 2.5)

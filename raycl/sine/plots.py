@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from raycl.plots import pyplot
 from raycl.sine.tasks import subtask_windows, whole_function_grid
 from raycl.stats import describe, what
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def smooth(v, k: int = 25) -> np.ndarray:
@@ -31,7 +23,7 @@ def smooth(v, k: int = 25) -> np.ndarray:
 def fit_figure(fns, deployed: dict, cfg, n_functions: int = 4):
     """Like Fig 5.2: per function, the fit over the whole function after each sub-task
     (dark = after task 1, cyan = after the last). One row per fixed-phenotype variant."""
-    plt = _plt()
+    plt = pyplot()
     rows = [v for v in ("meta_fixed", "random_fixed") if v in deployed] or list(deployed)[:1]
     n = min(n_functions, len(fns))
     fig, axes = plt.subplots(len(rows), n, figsize=(3.4 * n, 2.8 * len(rows)), squeeze=False)
@@ -63,7 +55,7 @@ def variants_figure(deployed: dict, names: dict):
     the inter-quartile band), (b) final whole-function loss per model (box: quartiles,
     whiskers 5-95%, diamond: mean). Log scale: the errors of random phenotypes are
     heavy-tailed."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
     finals, labels = [], []
     for v, recs in deployed.items():
@@ -88,7 +80,7 @@ def variants_figure(deployed: dict, names: dict):
 
 
 def meta_curve_figure(curves: dict, title: str):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, c in curves.items():
         line, = ax.plot(smooth(c), label=f"{name} (25-epoch mean)")
@@ -104,7 +96,7 @@ def meta_curve_figure(curves: dict, title: str):
 def compare_figure(kind: str, curves: dict, results: dict):
     """Like Fig 5.4 (sharing) or the n_channels sweep: meta-training memory loss (left),
     deployment whole-function MSE with φ fixed (right)."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
     for name, c in curves.items():
         a.plot(smooth(c), label=f"{kind} {name}")
@@ -127,7 +119,7 @@ def seeds_figure(per_seed: list[dict], names: dict):
     """Independent repeats: (a) per unseen function, random φ0 against meta-learned φ* (both
     fixed; below the diagonal = meta-learned forgets less), one colour per seed; (b) per variant,
     every seed's mean whole-function MSE (dots) and the mean over seeds (bar)."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     lo, hi = np.inf, 0.0
     for s in per_seed:

@@ -7,14 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from raycl import RayclError  # noqa: E402
-from raycl.runio import save_figure, write_parquet  # noqa: E402
-from raycl.sweeps.trial import ROWS, rows_epoch  # noqa: E402
+from raycl import RayclError
+from raycl.plots import mean_curves, pyplot
+from raycl.runio import save_figure, write_parquet
+from raycl.sweeps.trial import ROWS, rows_epoch
 
 CONFIG_COLUMNS = ("i", "h_cl", "h_h", "d", "k", "population", "target_params", "source")
 TABLE = "sweep.parquet"
@@ -93,7 +89,7 @@ def settings_figure(df, title: str):
     final, initial = _final_and_initial(df)
     order = list(dict.fromkeys(df.sort_values(["h_h", "i"])["setting"]))
     sets = _sets(df)[:2]
-    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
     width = 0.2
     for ax, s in zip(axes[0], sets):
         ns = []
@@ -121,7 +117,7 @@ def scaling_figure(df, title: str):
     std (ddof = 1) over seeds."""
     final, initial = _final_and_initial(df)
     sets = _sets(df)[:2]
-    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
     for ax, s in zip(axes[0], sets):
         ns = []
         for frame, style, who in ((final, "-o", "hyper-trained"), (initial, ":x", "initial φ")):
@@ -139,14 +135,12 @@ def scaling_figure(df, title: str):
     return fig
 
 
-def curves_figure(df):
+def own_streams_figure(df):
     """The population's memory and generalization on its own streams, per outer epoch."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 3.5))
     train = df[df["epoch"] > 0]
     for ax, k in zip(axes, ("memory", "generalization")):
-        for setting, g in train.groupby("setting", sort=False):
-            m = g.groupby("epoch")[k].mean()
-            ax.plot(m.index, 100 * m.values, label=setting)
+        mean_curves(ax, train, "setting", "epoch", k, scale=100, band=False)
         ax.set_xlabel("outer epoch")
         ax.set_ylabel(f"{k} on own streams (%)")
     axes[0].legend(fontsize=7)
@@ -159,4 +153,4 @@ def write_figures(table: Path, out: Path, kind: str) -> list[Path]:
     df = read_parquet(table)
     main = (settings_figure(df, "over-training (§6.4.3)") if kind == "overtraining"
             else scaling_figure(df, "scale (§6.4.5)"))
-    return [save_figure(main, out / f"{kind}.png"), save_figure(curves_figure(df), out / "curves.png")]
+    return [save_figure(main, out / f"{kind}.png"), save_figure(own_streams_figure(df), out / "curves.png")]

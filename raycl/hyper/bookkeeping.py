@@ -15,8 +15,8 @@ import torch
 from raycl.hyper.algorithm import StepResult
 from raycl.hyper.config import HyperConfig
 from raycl.hyper.deploy import stage_metrics
-from raycl.hyper.population import SynapseState
 from raycl.hyper.stream import HyperStream
+from raycl.hyper.synapses import SynapseState
 
 
 @dataclass
