@@ -348,7 +348,6 @@ def continual_seed(args, seed: int, scaling: bool) -> tuple[list[dict], dict]:
 
 
 def _run_seeds(args, scaling: bool) -> int:
-
     from raycl.cliargs import runner
     from raycl.runio import RunDir
     from raycl.selfnet import plots

@@ -14,7 +14,9 @@ def continual(rows: list[dict], title: str):
     fig, ax = pyplot().subplots(figsize=(7, 4))
     for method, g in df.groupby("method", sort=False):
         curve = g.groupby("stage")["accuracy"].mean()
-        label = "Self-Net (recollections)" if method == "selfnet" else BASELINE_NAMES.get(method, method)
+        base, _, form = method.partition(":")
+        label = ("Self-Net (recollections)" if method == "selfnet"
+                 else BASELINE_NAMES.get(base, base) + (f" ({form})" if form else ""))
         ax.plot(curve.index + 1, curve.values * 100, marker="o" if method == "selfnet" else None, ms=3, label=label)
         if method == "selfnet":
             orig = g.groupby("stage")["original_acc"].mean()
