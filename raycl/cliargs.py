@@ -165,6 +165,14 @@ def runner(args, progress: bool = True):
                   progress=progress)
 
 
+def setting(default, help: str, choices=None, **flag):
+    """A config dataclass field: its default, and the help, choices (and `type` parser, or
+    `flag=False` for none) of the command-line flag config_flags makes of it."""
+    import dataclasses
+
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, **flag})
+
+
 def config_flags(p, cls, *, names=None, flag_names: dict | None = None, preset=None) -> None:
     """One flag per field of the config dataclass `cls` (or the fields in `names`), help and
     choices from the field's metadata. With `preset` (an instance), flags default to None and

@@ -433,7 +433,8 @@ def test_weibull_with_rejection_queries_fewer_ood_than_random(tmp_path):
 
 
 def test_fit_stops_early_after_patience_epochs_without_a_better_validation_accuracy():
-    from raycl.active.train import ActiveTrainConfig, fit
+    from raycl.active.config import ActiveTrainConfig
+    from raycl.active.train import fit
 
     x, y = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(40) % 3
     # 3 updates an epoch; min_steps 24 holds early stopping off until epoch 8

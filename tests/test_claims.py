@@ -83,11 +83,12 @@ OOD_FEWER_BY = 20  # and at least 20 fewer than uncertainty sampling
 def _ood_queries(strategy: str, seed: int = OOD_SEED) -> int:
     from raycl.active.loop import LoopConfig, run
     from raycl.active.scenario import Scenario
-    from raycl.active.train import ActiveTrainConfig
+    from raycl.active.config import ActiveTrainConfig
 
     data = Scenario().build(seed)  # digits + 20% shapes OOD, shipped with the package
     assert data.ood.mean() == pytest.approx(0.2, abs=0.01)
-    cfg = LoopConfig(initial=50, budget=50, stages=2, train=ActiveTrainConfig(epochs=30, min_steps=60, eval_every=5))
+    cfg = LoopConfig(initial=50, budget=50, stages=2, train=ActiveTrainConfig(epochs=30, min_steps=60, eval_every=5,
+                                                                                    patience=0))
     rows = run(data, strategy, seed, cfg)
     assert rows[-1]["queries"] == 100
     return rows[-1]["ood_queries"]

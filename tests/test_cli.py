@@ -151,6 +151,10 @@ def test_every_config_field_has_a_flag_and_the_defaults_are_the_dataclasses():
     assert config_values(args, SineConfig) == {"skips": False, "hidden": (8, 8)}
     assert config_values(args, SineRun) == {"variants": ("meta_fixed", "random_fixed")}
     assert SineConfig().optimizer == "adam"  # one default: what `raycl sine` runs with
+    from raycl.active.config import ActiveTrainConfig
+
+    active = config_values(parse(["active", "run", "--out", "x"]), ActiveTrainConfig)
+    assert ActiveTrainConfig(**active) == ActiveTrainConfig()  # the flags' defaults are the dataclass's
 
 
 @pytest.mark.parametrize("action,flag", [

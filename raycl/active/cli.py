@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from raycl.cliargs import DefaultsHelp, data_flags, out_flags, ray_flags, renamed, runner, seed_flags
+from raycl.active.config import ActiveTrainConfig
+from raycl.cliargs import DefaultsHelp, config_flags, config_values, data_flags, out_flags, ray_flags, renamed, runner, seed_flags
 
 SCENARIOS = {
     # name: (OOD fraction, classes removed from L0, oracle noise)
@@ -78,17 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--lambd", type=float, default=0.0051, help="dalbt: off-diagonal weight λ")
     m.add_argument("--projector", type=int, default=256, help="dalbt: projector width")
     t = r.add_argument_group("training (per stage)")
-    t.add_argument("--epochs", type=int, default=300, help="epochs per stage at most (see --patience)")
-    t.add_argument("--min-steps", type=int, default=150,
-                   help="at least this many updates per stage (tiny pools; early stopping waits for them)")
+    config_flags(t, ActiveTrainConfig)
     t.add_argument("--batch-size", type=int, default=None, help="default 128 (vnn), 64 (dalbt)")
-    t.add_argument("--lr", type=float, default=1e-3, help="learning rate of the classifier")
-    t.add_argument("--weight-decay", type=float, default=1e-5, help="weight decay of the classifier")
-    t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="optimizer of the classifier")
-    t.add_argument("--eval-every", type=int, default=5, help="epochs between validation checks (model selection)")
-    t.add_argument("--patience", type=int, default=25,
-                   help="early stopping: end a stage's training after this many epochs without a better validation "
-                        "accuracy (0: always train --epochs)")
     x = r.add_argument_group("execution")
     ray_flags(x, what="(strategy, seed) runs")
     renamed(x, "--gpus-per-run", "--gpus-per-worker", dest="gpus_per_worker", type=float)
@@ -122,7 +114,6 @@ def loop_config(args):
 
     from raycl.active.loop import LoopConfig
     from raycl.active.scenario import Scenario
-    from raycl.active.train import ActiveTrainConfig
 
     ood_frac, removed, noise = SCENARIOS[args.scenario]
     ood_frac = ood_frac if args.ood_fraction is None else args.ood_fraction
@@ -139,10 +130,8 @@ def loop_config(args):
         opts.update(variant=args.variant, beta=args.beta, latent=args.latent or 60)
     else:
         opts.update(gamma=args.bt_weight, lambd=args.lambd, projector=args.projector, latent=args.latent)
-    train = ActiveTrainConfig(epochs=args.epochs, min_steps=args.min_steps,
-                        batch_size=args.batch_size or (128 if args.model == "vnn" else 64), lr=args.lr,
-                        weight_decay=args.weight_decay, optimizer=args.optimizer, eval_every=args.eval_every,
-                        patience=args.patience)
+    train = ActiveTrainConfig(**config_values(args, ActiveTrainConfig),
+                              batch_size=args.batch_size or (128 if args.model == "vnn" else 64))
     cfg = LoopConfig(model=args.model, model_options=opts, initial=args.initial, budget=args.budget,
                      target=args.target, stages=args.stages, warm_start=args.warm_start,
                      remove_classes=removed if args.remove_classes is None else args.remove_classes,

@@ -23,7 +23,8 @@ from raycl.active.oracle import NoisyOracle, Oracle
 from raycl.active.pools import ActiveData, Pools, initial_labeled
 from raycl.active.query import QueryContext
 from raycl.active.strategies import make_strategy
-from raycl.active.train import ActiveTrainConfig, accuracy, fit, seed_everything, seeded_generator
+from raycl.active.config import ActiveTrainConfig
+from raycl.active.train import accuracy, fit, seed_everything, seeded_generator
 from raycl.host import pick_device
 
 

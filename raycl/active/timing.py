@@ -16,7 +16,8 @@ import torch
 from raycl.active.models import make_model
 from raycl.active.query import QueryContext
 from raycl.active.strategies import STRATEGIES, make_strategy
-from raycl.active.train import ActiveTrainConfig, fit, seeded_generator
+from raycl.active.config import ActiveTrainConfig
+from raycl.active.train import fit, seeded_generator
 from raycl.data import load, to_common
 from raycl.host import pick_device
 from raycl.provenance import record
@@ -47,7 +48,7 @@ def sampling_time(pool: int = 10000, labeled: int = 100, budget: int = 100, size
     order = rng.permutation(len(images))
     lab, unl = np.sort(order[:labeled]), np.sort(order[labeled:labeled + pool])
     val_images = images[torch.as_tensor(np.sort(order[labeled + pool:]))]  # threshold=val reads it
-    cfg = ActiveTrainConfig(epochs=1, min_steps=train_steps, eval_every=10 ** 6)
+    cfg = ActiveTrainConfig(epochs=1, min_steps=train_steps, eval_every=10 ** 6, patience=0)
     torch.manual_seed(seed)
 
     def train_fresh(s: int):

@@ -5,26 +5,12 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from raycl import RayclError
-
-
-@dataclass
-class ActiveTrainConfig:
-    epochs: int = 40
-    min_steps: int = 0  # a tiny labeled pool still gets this many updates (early stopping waits for them)
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    optimizer: str = "adam"  # adam | sgd (momentum 0.9)
-    eval_every: int = 5  # epochs between validation checks
-    patience: int = 0  # stop after this many epochs without a better validation accuracy (0: run all epochs)
-
-
+from raycl.active.config import ActiveTrainConfig
 
 
 @torch.no_grad()

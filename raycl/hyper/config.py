@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from raycl import RayclError
+from raycl.cliargs import setting
 
 # the learning rates deployment tries for every contender (chosen on meta-train)
 DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -20,56 +21,53 @@ MODELS = ("dan", "warp")
 SHARING = ("net0", "net1", "net2")
 
 
-def _f(default, help: str, choices=None):
-    """A setting: its default, and the help and choices its command-line flag shows."""
-    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class HyperConfig:
     # hyper-stream shape (§6.3): d << h_CL << h_H
-    population: int = _f(3, "M, models in the population, each on its own hyper-stream")
-    i: int = _f(5, "training instances per task (class)")
-    k: int = _f(25, "synaptic steps per task")
-    h_cl: int = _f(20, "h_CL, continual-learning tasks per hyper-stream")
-    h_h: int = _f(25, "h_H, tasks per hyper-stream in all (the last h_H - h_CL are never trained on)")
-    holdout: int = _f(5, "held-out instances per class on the stream")
-    d: int = _f(10, "deployment tasks")
-    deploy_i: int = _f(5, "training instances per deployment task")
-    deploy_holdout: int = _f(10, "held-out instances per deployment class (generalization)")
-    hyper_batch: int = _f(50, "instances per hyper-loss batch")
-    hyper_loss_over: str = _f("stream", "what the hyper-loss is measured on", HYPER_LOSS_OVER)
-    order: str = _f("sequential", "the stream's order: class-incremental, or iid (the IID control)", ORDERS)
-    phi_grad: str = _f("first-order", "the phenotype gradient: first-order; through-update (back through --unroll "
+    population: int = setting(3, "M, models in the population, each on its own hyper-stream")
+    i: int = setting(5, "training instances per task (class)")
+    k: int = setting(25, "synaptic steps per task")
+    h_cl: int = setting(20, "h_CL, continual-learning tasks per hyper-stream")
+    h_h: int = setting(25, "h_H, tasks per hyper-stream in all (the last h_H - h_CL are never trained on)")
+    holdout: int = setting(5, "held-out instances per class on the stream")
+    d: int = setting(10, "deployment tasks")
+    deploy_i: int = setting(5, "training instances per deployment task")
+    deploy_holdout: int = setting(10, "held-out instances per deployment class (generalization)")
+    hyper_batch: int = setting(50, "instances per hyper-loss batch")
+    hyper_loss_over: str = setting("stream", "what the hyper-loss is measured on", HYPER_LOSS_OVER)
+    order: str = setting("sequential", "the stream's order: class-incremental, or iid (the IID control)", ORDERS)
+    phi_grad: str = setting("first-order", "the phenotype gradient: first-order; through-update (back through --unroll "
                        "synaptic steps); through-task (one phenotype step per task, back through its k steps)",
                        PHI_GRADS)
-    unroll: int = _f(1, "through-update: synaptic steps the phenotype gradient goes back through")
-    learn: str = _f("phenotype", "what hyper-training learns: the phenotype; also the synapses' start θ0; or θ0 "
+    unroll: int = setting(1, "through-update: synaptic steps the phenotype gradient goes back through")
+    learn: str = setting("phenotype", "what hyper-training learns: the phenotype; also the synapses' start θ0; or θ0 "
                     "alone (φ stays random: the control)", LEARN)
-    readout_rule: str = _f("linear", "the synaptic steps' read-out: linear, softmax over the seen classes, or reset "
+    readout_rule: str = setting("linear", "the synaptic steps' read-out: linear, softmax over the seen classes, or reset "
                            "(a new class's output row starts at zero)", TRAIN_READOUTS)
-    lr_synapses: float = _f(1e-3, "α, the synapses' SGD learning rate in hyper-training")
-    lr_phenotype: float = _f(1e-3, "γ, the phenotype's learning rate")
-    phenotype_optimizer: str = _f("adam", "the phenotype's update rule", ("adam", "sgd"))
-    epochs: int = _f(100, "outer epochs")
+    lr_synapses: float = setting(1e-3, "α, the synapses' SGD learning rate in hyper-training")
+    lr_phenotype: float = setting(1e-3, "γ, the phenotype's learning rate")
+    phenotype_optimizer: str = setting("adam", "the phenotype's update rule", ("adam", "sgd"))
+    epochs: int = setting(100, "outer epochs")
     # model
-    mode: str = _f("supervised", "supervised (NLL) or unsupervised (DAN auto-encoder, MSE)", MODES)
-    model: str = _f("dan", "dan, or warp (the parameter-matched WarpGrad baseline)", MODELS)
-    image_size: int = _f(14, "images are resized to SIZE x SIZE")
-    hidden: tuple[int, ...] = _f((32, 32), "hidden DAN layer widths")
-    n_channels: int = _f(4, "synaptic vector size (the phenotype's inputs)")
-    phenotype_hidden: tuple[int, ...] = _f((15, 8), "the phenotype MLP's hidden widths")
-    sharing: str = _f("net1", "net0: one phenotype; net1: one per layer; net2: one per DAN", SHARING)
-    readout: str = _f("linear", "the output layer: linear, or DANs too", ("linear", "dan"))
-    latent: int = _f(32, "unsupervised: the auto-encoder's code size")
-    target_params: int | None = _f(None, "choose hidden widths to reach this many parameters")
+    mode: str = setting("supervised", "supervised (NLL) or unsupervised (DAN auto-encoder, MSE)", MODES)
+    model: str = setting("dan", "dan, or warp (the parameter-matched WarpGrad baseline)", MODELS)
+    image_size: int = setting(14, "images are resized to SIZE x SIZE")
+    hidden: tuple[int, ...] = setting((32, 32), "hidden DAN layer widths")
+    n_channels: int = setting(4, "synaptic vector size (the phenotype's inputs)")
+    phenotype_hidden: tuple[int, ...] = setting((15, 8), "the phenotype MLP's hidden widths")
+    sharing: str = setting("net1", "net0: one phenotype; net1: one per layer; net2: one per DAN", SHARING)
+    readout: str = setting("linear", "the output layer: linear, or DANs too", ("linear", "dan"))
+    latent: int = setting(32, "unsupervised: the auto-encoder's code size")
+    target_params: int | None = setting(None, "choose hidden widths to reach this many parameters")
     # data
-    source: str = _f("glyphs", "meta-train source, its background split (see `raycl data list`); several joined "
+    source: str = setting("glyphs", "meta-train source, its background split (see `raycl data list`); several joined "
                      "by '+' are mixed")
-    data_root: str | None = _f(None, "root folder of a real source")
-    seed: int = _f(0, "random seed (with --seeds N: the first of N consecutive seeds)")
-    checkpoint_every: int = _f(10, "outer epochs between checkpoints")
-    checkpoint_steps: int = _f(0, "ray backend: also checkpoint every N synaptic steps (0: epoch boundaries only)")
+    data_root: str | None = setting(None, "root folder of a real source")
+    seed: int = setting(0, "random seed (with --seeds N: the first of N consecutive seeds)")
+    checkpoint_every: int = setting(10, "outer epochs between checkpoints")
+    checkpoint_steps: int = setting(0, "ray backend: also checkpoint every N synaptic steps (0: epoch boundaries only)")
 
     def __post_init__(self):
         checks = [

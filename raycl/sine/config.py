@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from raycl.cliargs import setting
 from raycl.sine.names import FILTERS, OPTIMIZERS, VARIANTS
 
 
-def _f(default, help: str, choices=None, **flag):
-    """A setting: its default, and the help (and choices, parser) its command-line flag shows."""
-    return field(default=default, metadata={"help": help, "choices": choices, **flag})
 
 
 def _list(convert):
@@ -34,23 +32,23 @@ def _list(convert):
 class SineConfig:
     """The algorithm's settings (§5.6)."""
 
-    sharing: str = _f("net0", "net0: one phenotype; net1: one per layer; net2: one per DAN", ("net0", "net1", "net2"))
-    n_channels: int = _f(40, "synaptic vector size = the phenotype's inputs")
-    hidden: tuple[int, ...] = _f((40, 40), "hidden DAN layer widths")
-    phenotype_hidden: tuple[int, ...] = _f((15, 8), "the phenotype MLP's hidden widths")
-    skips: bool = _f(True, "the j->j+2 skip synapses")
-    phenotype_gain: float = _f(1.0, "gain of the phenotype's random initialisation")
-    lr_theta: float = _f(1e-3, "α, the synapses' learning rate")
-    lr_phi: float = _f(1e-4, "γ, the phenotype's learning rate")
-    deploy_lr_theta: float | None = _f(None, "α at deployment, for every phenotype (default: --lr-theta)")
-    optimizer: str = _f("adam", "update rule for both θ and φ: adam, or sgd (plain steps as in eq 5.5; at α=1e-3 "
+    sharing: str = setting("net0", "net0: one phenotype; net1: one per layer; net2: one per DAN", ("net0", "net1", "net2"))
+    n_channels: int = setting(40, "synaptic vector size = the phenotype's inputs")
+    hidden: tuple[int, ...] = setting((40, 40), "hidden DAN layer widths")
+    phenotype_hidden: tuple[int, ...] = setting((15, 8), "the phenotype MLP's hidden widths")
+    skips: bool = setting(True, "the j->j+2 skip synapses")
+    phenotype_gain: float = setting(1.0, "gain of the phenotype's random initialisation")
+    lr_theta: float = setting(1e-3, "α, the synapses' learning rate")
+    lr_phi: float = setting(1e-4, "γ, the phenotype's learning rate")
+    deploy_lr_theta: float | None = setting(None, "α at deployment, for every phenotype (default: --lr-theta)")
+    optimizer: str = setting("adam", "update rule for both θ and φ: adam, or sgd (plain steps as in eq 5.5; at α=1e-3 "
                         "synapses barely move in 500 batch-1 steps, see docs/dan.md)", OPTIMIZERS)
-    n_subtasks: int = _f(5, "sub-tasks (x ranges) each target function is learned in")
-    samples_per_task: int = _f(100, "batch-1 updates per sub-task")
-    filter: str = _f("range", "target filter: range keeps functions inside [-.8,.8] (the output range the text "
+    n_subtasks: int = setting(5, "sub-tasks (x ranges) each target function is learned in")
+    samples_per_task: int = setting(100, "batch-1 updates per sub-task")
+    filter: str = setting("range", "target filter: range keeps functions inside [-.8,.8] (the output range the text "
                      "states); literal applies the printed inequalities (y_min > -.8 discarded)", FILTERS)
-    grid_points: int = _f(500, "points of the whole-function grid the MSE is measured on")
-    inner_phi: bool = _f(True, "φ also learns from every inner step's task loss (Alg. line 6), not only the memory loss")
+    grid_points: int = setting(500, "points of the whole-function grid the MSE is measured on")
+    inner_phi: bool = setting(True, "φ also learns from every inner step's task loss (Alg. line 6), not only the memory loss")
     extra: dict = field(default_factory=dict)
 
     def model_kwargs(self) -> dict:
@@ -67,13 +65,13 @@ class SineConfig:
 class SineRun:
     """The experiment around the algorithm."""
 
-    epochs: int = _f(300, "meta-epochs, one target function each")
-    deploy_functions: int = _f(25, "unseen deployment functions")
-    variants: tuple[str, ...] = _f(tuple(VARIANTS), "comma-separated deployment variants (Fig 5.5)", type=_list(str))
-    compare: tuple[str, ...] = _f((), "extra meta-trainings: sharing (Fig 5.4 net0/net1/net2), channels (the "
+    epochs: int = setting(300, "meta-epochs, one target function each")
+    deploy_functions: int = setting(25, "unseen deployment functions")
+    variants: tuple[str, ...] = setting(tuple(VARIANTS), "comma-separated deployment variants (Fig 5.5)", type=_list(str))
+    compare: tuple[str, ...] = setting((), "extra meta-trainings: sharing (Fig 5.4 net0/net1/net2), channels (the "
                                   "n_channels sweep)", ("sharing", "channels"))
-    channels: tuple[int, ...] = _f((1, 5, 10, 20, 40), "n_channels values for the sweep", type=_list(int))
-    ckpt_every: int = _f(50, "checkpoint φ every N meta-epochs")
+    channels: tuple[int, ...] = setting((1, 5, 10, 20, 40), "n_channels values for the sweep", type=_list(int))
+    ckpt_every: int = setting(50, "checkpoint φ every N meta-epochs")
 
 
 PRESETS: dict[str, dict] = {
