@@ -94,16 +94,27 @@ def renamed(group, old: str, new: str, dest: str, **kw) -> None:
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default, except where there is none (no "(default: None)")."""
+    """Shows each flag's default, except where there is none (no "(default: None)", nor
+    "(default: False)" on a switch) or the help already says it."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.default is argparse.SUPPRESS:
+        if (action.default in (None, False, argparse.SUPPRESS) or action.help is None
+                or "(default" in action.help or isinstance(action, argparse._HelpAction)):
             return action.help
         return super()._get_help_string(action)
 
 
+class RawDescriptionDefaults(DefaultsHelp, argparse.RawDescriptionHelpFormatter):
+    """DefaultsHelp, with the description's own line breaks kept."""
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error: the problem, then where to read about the flags."""
+    """argparse with a one-line error: the problem, then where to read about the flags.
+    Every command's --help shows the defaults (DefaultsHelp)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelp)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

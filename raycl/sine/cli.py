@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from raycl.cliargs import config_flags, config_values, out_flags, ray_flags, seed_flags
+from raycl.cliargs import RawDescriptionDefaults, config_flags, config_values, out_flags, ray_flags, seed_flags
 
 
 
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sine",
         help="Chapter 5: meta-learn a DAN phenotype for continual sine regression",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionDefaults,
         description=(
             "Meta-learn a neuronal phenotype φ so that a network of DANs learns a target function\n"
             "y = a0 sin(r0 x + p0) + a1 sin(r1 x + p1) continually: 5 sub-tasks over [-5, 5], 100\n"
