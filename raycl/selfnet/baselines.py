@@ -206,11 +206,10 @@ class Replay(Regularizer):
         self.memory.append((task, task.train_x[idx].clone(), task.train_y[idx].clone()))
 
 
-# λ of each baseline when --baseline-lam does not set one (SI's c, LwF's distillation weight,
-# replay's weight of the buffer batch). SI's c is larger than the 0.1-1 of its paper: a task
-# network here takes a few hundred small steps a task, so its path integral ω is small
+# λ of each baseline when --baseline-lam does not set one (SI's c, from its paper's 0.1-1;
+# LwF's distillation weight; replay's weight of the buffer batch)
 DEFAULT_LAMS = {"sgd": 0.0, "l2": 0.01, "online_l2": 0.01, "ewc": 100.0, "online_ewc": 100.0, "pc": 100.0,
-                "si": 100.0, "lwf": 1.0, "replay": 1.0}
+                "si": 1.0, "lwf": 1.0, "replay": 1.0}
 
 
 def make_regularizer(name: str, lam: float | None = None, gamma: float = 1.0, seed: int = 0) -> Regularizer:
