@@ -9,23 +9,29 @@ from raycl.selfnet.baselines import BASELINE_NAMES
 
 
 def continual(rows: list[dict], title: str):
-    """Mean accuracy over all tasks seen, after every stage (Fig 2.4 / 2.5)."""
+    """Mean accuracy over all tasks seen, after every stage (Fig 2.4 / 2.5). A baseline keeps
+    its colour in both forms: solid with the shared head, dashed with a head per task."""
     df = pd.DataFrame(rows)
-    fig, ax = pyplot().subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(9, 4.5))
+    colours: dict[str, str] = {}
     for method, g in df.groupby("method", sort=False):
         curve = g.groupby("stage")["accuracy"].mean()
         base, _, form = method.partition(":")
-        label = ("Self-Net (recollections)" if method == "selfnet"
-                 else BASELINE_NAMES.get(base, base) + (f" ({form})" if form else ""))
-        ax.plot(curve.index + 1, curve.values * 100, marker="o" if method == "selfnet" else None, ms=3, label=label)
         if method == "selfnet":
+            ax.plot(curve.index + 1, curve.values * 100, "o-", color="k", ms=3, lw=2, label="Self-Net (recollections)")
             orig = g.groupby("stage")["original_acc"].mean()
-            ax.plot(orig.index + 1, orig.values * 100, "k--", lw=1, label="independent networks (originals)")
+            ax.plot(orig.index + 1, orig.values * 100, "k:", lw=1, label="independent networks (originals)")
+            continue
+        label = BASELINE_NAMES.get(base, base) + (f" ({form})" if form else "")
+        line, = ax.plot(curve.index + 1, curve.values * 100, "--" if form else "-", color=colours.get(base),
+                        label=label)
+        colours.setdefault(base, line.get_color())
     ax.set_xlabel("stage (tasks learned)")
     ax.set_ylabel("mean accuracy over tasks seen (%)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     return fig
 
 
