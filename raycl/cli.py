@@ -116,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     from raycl.host import keep_heap
 
     keep_heap()  # the command's own computing (in-process backends, the driver)
-    previous = None
+    previous = previous_int = None
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        # Ctrl-C / kill -INT interrupt even where SIGINT was inherited ignored (a background job of a script)
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     except ValueError:  # not the main thread (e.g. called from a test's worker thread)
         pass
     try:
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":
