@@ -298,7 +298,7 @@ def test_atari_resume_refuses_other_settings(cli, tmp_path):
     (["--initial", "0"], "--initial: must be > 0"),
     (["--data", "mnist", "--data-root", "/nonexistent/raycl"], "--data mnist"),
     (["--ood", "nope"], "--ood: unknown dataset 'nope'"),
-    (["--backbone", "resnet"], "unknown backbone"),
+    (["--backbone", "resnet"], "invalid choice: 'resnet'"),
     (["--val-fraction", "1"], "--val-fraction: must be in (0, 1)"),
 ])
 def test_active_run_bad_settings_stop_before_any_folder(cli, tmp_path, flags, says):

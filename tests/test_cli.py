@@ -155,6 +155,10 @@ def test_every_config_field_has_a_flag_and_the_defaults_are_the_dataclasses():
 
     active = config_values(parse(["active", "run", "--out", "x"]), ActiveTrainConfig)
     assert ActiveTrainConfig(**active) == ActiveTrainConfig()  # the flags' defaults are the dataclass's
+    from raycl.active.config import BACKBONES
+    from raycl.active.models import ENCODERS
+
+    assert set(BACKBONES) == {"auto", *ENCODERS}  # the flag's choices are the encoders there are
 
 
 @pytest.mark.parametrize("action,flag", [

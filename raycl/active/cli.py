@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from raycl.active.config import ActiveTrainConfig
+from raycl.active.config import BACKBONES, ActiveTrainConfig
 from raycl.cliargs import DefaultsHelp, config_flags, config_values, data_flags, out_flags, ray_flags, renamed, runner, seed_flags
 
 SCENARIOS = {
@@ -71,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = r.add_argument_group("model")
     m.add_argument("--model", choices=["vnn", "dalbt"], default="vnn", help="vnn: DAL-OSR variational net; dalbt: Barlow Twins")
     m.add_argument("--variant", choices=["M1", "M2"], default="M2", help="vnn: M1 = CE + KL, M2 adds reconstruction")
-    m.add_argument("--backbone", default="auto", help="auto | small (8x8) | lenet (28x28) | vgg16 (32x32)")
+    m.add_argument("--backbone", default="auto", choices=BACKBONES,
+                   help="small (8x8 images), lenet (28x28), vgg16 (32x32), or auto: chosen from the image size")
     m.add_argument("--latent", type=int, default=None, help="latent size (vnn 60; dalbt 60, 512 with vgg16)")
     m.add_argument("--beta", type=float, default=0.1, help="vnn: KL weight")
     m.add_argument("--bt-weight", type=float, default=1e-3, help="dalbt: weight γ of the Barlow Twins loss")
@@ -154,11 +155,8 @@ def _check_run(args) -> None:
     """The settings that need no data (and the data sources' names and roots): checked before
     anything is loaded, before Ray starts and before --out is touched."""
     from raycl import RayclError
-    from raycl.active.models import ENCODERS
     from raycl.checks import data_source
 
-    if args.backbone != "auto" and args.backbone not in ENCODERS:
-        raise RayclError(f"--backbone: unknown backbone '{args.backbone}'; choose auto or one of {', '.join(ENCODERS)}")
     data_source(args.data, args.data_root, args.download, flag="--data")
     ood_frac = SCENARIOS[args.scenario][0] if args.ood_fraction is None else args.ood_fraction
     if ood_frac > 0:

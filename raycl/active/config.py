@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from raycl.cliargs import setting
 
 
+# the encoders of raycl.active.models.ENCODERS, and auto (chosen from the image size)
+BACKBONES = ("auto", "small", "lenet", "vgg16")
+
+
 @dataclass
 class ActiveTrainConfig:
     """One stage's training (the `raycl active run` defaults)."""
