@@ -190,6 +190,28 @@ def test_worker_actors_step_the_emulator(ray2):
     assert total2 == total and state2["updates"] == state["updates"]
 
 
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_one_ray_worker_matches_the_same_loop_in_process(ray2, pipeline):
+    """W = 1 on Ray gives the in-process loop's weights exactly; pipelined, rollout k+1 plays on
+    the weights the server returned for push k-1."""
+    import numpy as np
+
+    from raycl.atari.a3c import Player, RolloutStats, gradients
+    from raycl.atari.net import ActorCritic
+    from raycl.atari.parallel import ParameterServer, RayA3C, _load
+
+    cfg = A3CConfig(max_episode_steps=15, pipeline=pipeline)
+    flat, state, total = RayA3C().train("Boxing", cfg, 60, 1, seed=2, chunk=60)
+    server, player, model = ParameterServer(18, cfg.lr, 2), Player("Boxing", cfg, 2000), ActorCritic(18)
+    stats, w, previous = RolloutStats(), server.weights(), None
+    while stats.frames < 60:
+        _load(model, w)
+        reply = server.apply(gradients(model, player.rollout(model, stats), cfg.grad_clip).numpy())
+        w, previous = (previous if previous is not None else w, reply) if pipeline else (reply, None)
+    assert total == stats.frames and state["updates"] == stats.updates >= 3
+    np.testing.assert_array_equal(flat.numpy(), server.weights())
+
+
 @pytest.mark.slow
 def test_small_preset_all_five_games(tmp_path):
     """The small preset end to end: every network, at every stage, reconstructed at cosine >= 0.997."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from raycl.active.config import BACKBONES, ActiveTrainConfig
+from raycl.active.config import BACKBONES, LEARNERS, ActiveTrainConfig, ContinualConfig
 from raycl.cliargs import DefaultsHelp, config_flags, config_values, data_flags, out_flags, ray_flags, renamed, runner, seed_flags
 
 SCENARIOS = {
@@ -87,6 +87,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     renamed(x, "--gpus-per-run", "--gpus-per-worker", dest="gpus_per_worker", type=float)
     x.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
     r.set_defaults(func=cmd_run)
+
+    c = asub.add_parser(
+        "continual", formatter_class=DefaultsHelp,
+        help="continual active learning with DANs: classes arrive stage by stage, learnt without replay",
+        description=(
+            "The dissertation's proposed next step: DALBT whose encoder is DAN layers with a frozen hyper-trained "
+            "phenotype learns each stage's newly labelled classes from those labels only (no replay, no retraining), "
+            "against the same with a random phenotype, DALBT fine-tuned on the new labels, and DALBT retrained from "
+            "scratch on every label each stage. Each learner's SGD rate is tuned on the validation split of "
+            "--tune-seed; then every (learner, seed) runs as a Ray task. Writes metrics.parquet (one row per learner, "
+            "seed and stage: labels, accuracy on the seen classes and on the first stage's, updates, seconds), "
+            "summary.json (mean ± sample std over seeds, the tuning) and curves.png to --out."),
+        epilog="Example: raycl hyper-train --seeds 3 --out runs/phen && "
+               "raycl active continual --phenotype runs/phen --seeds 5 --out runs/cal")
+    out_flags(c)
+    c.add_argument("--phenotype", nargs="+", metavar="RUN", default=[],
+                   help="`raycl hyper-train` run folder(s); a folder of --seeds N runs gives all N. Seed i of the "
+                        "dan learner deploys the (i mod n)-th phenotype")
+    c.add_argument("--learners", nargs="+", choices=LEARNERS, default=list(LEARNERS), help="who learns")
+    seed_flags(c, seeds=5, what="independent runs of every learner")
+    d = c.add_argument_group("data")
+    data_flags(d, default="digits", what="the classes that arrive (see `raycl data list`)")
+    d.add_argument("--val-fraction", type=float, default=0.1, help="validation split (tuning) held out of the train split")
+    config_flags(c.add_argument_group("continual active learning"), ContinualConfig)
+    ray_flags(c.add_argument_group("execution"), what="(learner, seed) runs")
+    c.set_defaults(func=cmd_continual)
 
     s = asub.add_parser(
         "sampling-time", formatter_class=DefaultsHelp,
@@ -196,6 +222,97 @@ def cmd_run(args) -> int:
     if result["checks"]:
         print("checks:", ", ".join(f"{k}={v}" for k, v in result["checks"].items()))
     print(f"wrote {args.out}/metrics.parquet, summary.json, curves.png, tb/")
+    return 0
+
+
+def phenotype_runs(folders: list[str]) -> list:
+    """Each hyper-training run among `folders` (a folder of --seeds N runs gives its seed_S/)."""
+    from pathlib import Path
+
+    from raycl import RayclError
+    from raycl.hyper.trainer import CHECKPOINT
+
+    runs = []
+    for f in map(Path, folders):
+        found = [f] if (f / CHECKPOINT).is_file() else sorted(
+            (p.parent for p in f.glob(f"seed_*/{CHECKPOINT}")), key=lambda p: int(p.name.split("_")[1]))
+        if not found:
+            raise RayclError(f"--phenotype {f} holds no {CHECKPOINT} (nor seed_*/{CHECKPOINT}); give a "
+                             "`raycl hyper-train --out` folder")
+        runs += found
+    return runs
+
+
+def cmd_continual(args) -> int:
+    import pandas as pd
+
+    from raycl import RayclError
+    from raycl.active import continual
+    from raycl.active.scenario import Scenario
+    from raycl.active.strategies import make_strategy
+    from raycl.checks import data_source
+    from raycl.hyper.trainer import load_run_checkpoint
+    from raycl.provenance import environment, fingerprint
+    from raycl.runio import RunDir, claim_run, results
+    from raycl.stats import fmt, what
+
+    cfg = ContinualConfig(**config_values(args, ContinualConfig))
+    make_strategy(cfg.strategy)
+    if len(set(args.learners)) != len(args.learners):
+        raise RayclError(f"--learners repeats a learner: {' '.join(args.learners)}")
+    if "dan" in args.learners and not args.phenotype:
+        raise RayclError("the dan learner deploys a hyper-trained phenotype: give --phenotype RUN (a `raycl "
+                         "hyper-train --out` folder), or leave dan out of --learners")
+    for name, v in (("--budget", cfg.budget), ("--batch-size", cfg.batch_size - 1)):
+        if v < 1:
+            raise RayclError(f"{name} must be at least {2 if name == '--batch-size' else 1}")
+    data_source(args.data, args.data_root, args.download, flag="--data")
+    phenotypes = []
+    for run in phenotype_runs(args.phenotype):
+        ckpt = load_run_checkpoint(run)
+        phenotypes.append({"arch": continual.dan_architecture(ckpt), "phi": ckpt["server"]["phi"],
+                           "run": str(run), "phi_fingerprint": fingerprint(ckpt["server"]["phi"]),
+                           "epoch": ckpt["epoch"]})
+    scenario = Scenario(dataset=args.data, ood=(), ood_fraction=0.0, val_fraction=args.val_fraction,
+                        data_root=args.data_root, download=args.download)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if cfg.tune_seeds < 1:
+        raise RayclError("--tune-seeds must be at least 1")
+    if set(seeds) & set(range(cfg.tune_seed, cfg.tune_seed + cfg.tune_seeds)):
+        raise RayclError(f"--tune-seed {cfg.tune_seed} (with --tune-seeds {cfg.tune_seeds}) overlaps the reported seeds "
+                         f"{seeds[0]}..{seeds[-1]}; pick tuning seeds outside them")
+    with claim_run(args.out, overwrite=args.overwrite, command="raycl active continual"), results(args.out):
+        run = RunDir(args.out, tensorboard=False)
+        result = continual.experiment(scenario, args.learners, seeds, cfg, phenotypes, runner(args, progress=True))
+        for r in result["rows"]:
+            run.log(**r)
+        run.flush()
+        summary = continual.summarize(result["rows"])
+        run.summary({"config": result["config"], "data": args.data, "seeds": seeds, "tuning": result["tuning"],
+                     "phenotypes": [{k: p[k] for k in ("run", "phi_fingerprint", "epoch", "arch")} for p in phenotypes],
+                     "learners": summary, "dan_minus": continual.against_dan(result["rows"]),
+                     "dan_minus_first_classes": continual.against_dan(result["rows"], "first_classes_accuracy"),
+                     "environment": environment()})
+        run.figure(continual.figure(result["rows"], f"{args.data}: {cfg.classes_per_stage} class(es) a stage, "
+                                                    f"{cfg.budget} labels a stage, {cfg.strategy} queries"),
+                   "curves.png")
+        run.close()
+    df = pd.DataFrame(result["rows"])
+    print(f"after the last stage, {what('seeds', len(seeds))}:")
+    print(f"{'learner':<11} {'lr':>6} {'epochs':>6} {'seen classes %':>15} {'first classes %':>16} {'labels':>7} "
+          f"{'updates/stage':>14} {'s/stage':>8}")
+    for name, stages in summary.items():
+        last = stages[-1]
+        per_stage = df[df["learner"] == name].groupby("seed")
+        print(f"{name:<11} {result['tuning'][name]['lr']:>6g} {result['tuning'][name]['epochs']:>6} {fmt(last['accuracy'], 100, 1):>15} "
+              f"{fmt(last['first_classes_accuracy'], 100, 1):>16} {last['labels']['mean']:>7.0f} "
+              f"{per_stage['updates'].mean().mean():>14.0f} {per_stage['train_seconds'].mean().mean():>8.2f}")
+    diffs = continual.against_dan(result["rows"])
+    if diffs:
+        n = next(iter(diffs.values()))["phenotypes"]
+        print(f"dan minus each learner, last stage, seen classes (points; paired by seed, then {what('phenotypes', n)}):")
+        print("  " + ", ".join(f"{k} {fmt(v, 100, 1, sign=True)}" for k, v in diffs.items()))
+    print(f"wrote {args.out}/metrics.parquet, summary.json, curves.png")
     return 0
 
 

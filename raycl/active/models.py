@@ -73,6 +73,45 @@ class VGG16Encoder(nn.Module):
 ENCODERS = {"small": SmallEncoder, "lenet": LeNetEncoder, "vgg16": VGG16Encoder}
 
 
+class DANEncoder(nn.Module):
+    """The hidden DAN layers of a hyper-trained network's architecture as an image encoder.
+
+    Images are brought to the form the phenotype was hyper-trained on (one channel,
+    image_size², standardised per image) and sent through DAN layers of widths `hidden`; the
+    last layer's activations are the features. `phi` (a φ state dict of the same sharing and
+    phenotype sizes) is loaded and frozen: only the synapses learn."""
+
+    def __init__(self, image_size: int, hidden, n_channels: int, sharing: str = "net0",
+                 phenotype_hidden=(15, 8), phi: dict | None = None, generator: torch.Generator | None = None):
+        super().__init__()
+        from raycl.dan.networks import DANNetwork
+
+        self.image_size = int(image_size)
+        self.dans = DANNetwork(self.image_size ** 2, hidden, 1, n_channels, sharing=sharing,
+                               phenotype_hidden=phenotype_hidden, generator=generator)
+        self.dans.head = None  # the features are the last hidden layer; the classifier comes after
+        own = dict(self.dans.named_parameters())
+        phenotype = {n for n in own if ".phenotype." in f".{n}"}
+        if phi is not None:
+            if set(phi) != phenotype or any(own[n].shape != phi[n].shape for n in phi):
+                raise RayclError("the phenotype does not fit this DAN encoder (its sharing or sizes differ from "
+                                 f"the architecture: {len(phi)} tensors for {len(phenotype)} phenotype parameters)")
+            with torch.no_grad():
+                for n, v in phi.items():
+                    own[n].copy_(v)
+        for n in phenotype:  # frozen, hyper-trained or random: only the synapses learn
+            own[n].requires_grad_(False)
+        self.out_dim = int(self.dans.hidden[-1])
+
+    def forward(self, x):
+        x = x.mean(1, keepdim=True)
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        x = x.flatten(1)
+        x = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-6)
+        return self.dans(x)
+
+
 def pick_backbone(name: str, shape: tuple[int, int, int]) -> str:
     if name != "auto":
         if name not in ENCODERS:
@@ -162,15 +201,20 @@ def barlow_twins_terms(z1, z2):
 class BarlowTwinsNet(nn.Module):
     def __init__(self, shape, num_classes: int, latent: int | None = None, backbone: str = "auto",
                  projector: int = 256, gamma: float = 1e-3, lambd: float = 0.0051, dropout: float = 0.2,
-                 augment=None):
+                 augment=None, encoder: nn.Module | None = None):
+        """`encoder` (e.g. a DANEncoder) replaces the backbone; its features are then the latent."""
         super().__init__()
         from raycl.active.augment import Augment
 
         c, h, _ = shape
-        name = pick_backbone(backbone, shape)
-        self.encoder = ENCODERS[name](c, h, dropout=dropout)
-        latent = latent or (512 if name == "vgg16" else 60)
-        self.to_latent = nn.Linear(self.encoder.out_dim, latent)
+        if encoder is None:
+            name = pick_backbone(backbone, shape)
+            self.encoder = ENCODERS[name](c, h, dropout=dropout)
+            latent = latent or (512 if name == "vgg16" else 60)
+            self.to_latent = nn.Linear(self.encoder.out_dim, latent)
+        else:
+            self.encoder, latent = encoder, encoder.out_dim
+            self.to_latent = nn.Identity()
         self.projector = nn.Sequential(
             nn.Linear(latent, projector, bias=False), nn.BatchNorm1d(projector), nn.ReLU(),
             nn.Linear(projector, projector, bias=False), nn.BatchNorm1d(projector), nn.ReLU(),

@@ -30,6 +30,7 @@ class A3CConfig:
     grad_clip: float = 40.0
     max_episode_steps: int = 10_000  # training episodes are cut here (baby-a3c: 1e4)
     full_action_space: bool = True
+    pipeline: bool = False  # Ray workers play the next rollout while the server applies the last gradient
 
 
 def discount(x: np.ndarray, gamma: float) -> np.ndarray:

@@ -44,6 +44,9 @@ class ParameterServer:
     """The shared network and its optimiser (Adam, lr 1e-4: baby-a3c's shared Adam)."""
 
     def __init__(self, actions: int, lr: float, seed: int, state: dict | None = None):
+        from raycl.host import keep_heap
+
+        keep_heap()  # 3.4 MB weight and gradient vectors every rollout: no mmap/munmap churn
         torch.set_num_threads(1)
         torch.manual_seed(seed)
         self.model = ActorCritic(actions)
@@ -70,6 +73,9 @@ class Worker:
     """One A3C worker: an environment, a local network, the shared one's handle."""
 
     def __init__(self, game: str, cfg: A3CConfig, seed: int, actions: int, server):
+        from raycl.host import keep_heap
+
+        keep_heap()
         torch.set_num_threads(1)
         torch.manual_seed(seed)
         self.cfg, self.server = cfg, server
@@ -77,21 +83,46 @@ class Worker:
         self.model = ActorCritic(actions)
         self.weights = None
 
+    def ready(self) -> bool:
+        return True
+
     def run(self, frames: int) -> dict:
-        """Play at least `frames` frames (whole rollouts), one update per rollout."""
+        """Play at least `frames` frames (whole rollouts), one update per rollout.
+
+        With cfg.pipeline the worker pushes rollout k's gradient and plays rollout k+1 on the
+        weights the server returned for push k-1 while the server applies push k: its own last
+        update reaches it one rollout late, and neither side waits for the other."""
         import ray
 
         stats, t0 = RolloutStats(), time.perf_counter()
+        busy = {"rollout": 0.0, "gradient": 0.0, "sync": 0.0}
         w = self.weights if self.weights is not None else ray.get(self.server.weights.remote())
+        inflight = None
         while stats.frames < frames:
+            t = time.perf_counter()
             _load(self.model, w)
+            t1 = time.perf_counter()
             loss = self.player.rollout(self.model, stats)
-            g = gradients(self.model, loss, self.cfg.grad_clip)
-            w = ray.get(self.server.apply.remote(g.numpy()))
+            t2 = time.perf_counter()
+            g = gradients(self.model, loss, self.cfg.grad_clip).numpy()
+            t3 = time.perf_counter()
+            pushed = self.server.apply.remote(g)
+            if self.cfg.pipeline:
+                w = ray.get(inflight) if inflight is not None else w
+                inflight = pushed
+            else:
+                w = ray.get(pushed)
+            t4 = time.perf_counter()
+            busy["rollout"] += t2 - t1
+            busy["gradient"] += t3 - t2
+            busy["sync"] += (t1 - t) + (t4 - t3)
+        if inflight is not None:
+            w = ray.get(inflight)
         self.weights = w
         return {"frames": stats.frames, "updates": stats.updates, "returns": stats.returns,
                 "ale_frames": int(self.player.env.unwrapped.ale.getFrameNumber()),  # emulator frames, all time
-                "lengths": stats.lengths, "losses": stats.mean_losses(), "seconds": time.perf_counter() - t0}
+                "lengths": stats.lengths, "losses": stats.mean_losses(), "seconds": time.perf_counter() - t0,
+                "busy": busy}
 
 
 def _evaluate(flat: np.ndarray, actions: int, game: str, episodes: int, seed: int, max_steps, full: bool):
@@ -116,11 +147,13 @@ class RayA3C:
         self._eval = ray.remote(num_cpus=1)(_evaluate)
 
     def train(self, game: str, cfg: A3CConfig, frames: int, workers: int, seed: int, state: dict | None = None,
-              start_frames: int = 0, chunk: int = 200, on_chunk=None, checkpoint=None, checkpoint_every: int = 0):
+              start_frames: int = 0, chunk: int = 200, on_chunk=None, checkpoint=None, checkpoint_every: int = 0,
+              on_ready=None):
         """Asynchronous A3C on `game` until `frames` frames in total (counting start_frames).
 
         on_chunk(result, total_frames) sees every worker report; checkpoint(state, total)
-        is called every checkpoint_every frames and at the end. Returns the final shared
+        is called every checkpoint_every frames and at the end; on_ready() once every worker
+        actor is up (its process, network and emulator made), before the first frame. Returns the final shared
         network's flat weights and the parameter actor's state."""
         import ray
 
@@ -132,6 +165,9 @@ class RayA3C:
         total, launched, next_ckpt = start_frames, start_frames, start_frames + (checkpoint_every or frames + 1)
         pending = {}
         try:
+            ray.get([w.ready.remote() for w in pool])
+            if on_ready is not None:
+                on_ready()
             for w in pool:
                 if launched < frames:
                     n = min(chunk, frames - launched)
