@@ -263,9 +263,10 @@ def cmd_continual(args) -> int:
     if "dan" in args.learners and not args.phenotype:
         raise RayclError("the dan learner deploys a hyper-trained phenotype: give --phenotype RUN (a `raycl "
                          "hyper-train --out` folder), or leave dan out of --learners")
-    for name, v in (("--budget", cfg.budget), ("--batch-size", cfg.batch_size - 1)):
-        if v < 1:
-            raise RayclError(f"{name} must be at least {2 if name == '--batch-size' else 1}")
+    if cfg.budget < 1:
+        raise RayclError("--budget must be at least 1")
+    if cfg.batch_size < 2:
+        raise RayclError("--batch-size must be at least 2 (the projector's batch norm)")
     data_source(args.data, args.data_root, args.download, flag="--data")
     phenotypes = []
     for run in phenotype_runs(args.phenotype):
@@ -288,9 +289,10 @@ def cmd_continual(args) -> int:
             run.log(**r)
         run.flush()
         summary = continual.summarize(result["rows"])
+        diffs = continual.against_dan(result["rows"])
         run.summary({"config": result["config"], "data": args.data, "seeds": seeds, "tuning": result["tuning"],
                      "phenotypes": [{k: p[k] for k in ("run", "phi_fingerprint", "epoch", "arch")} for p in phenotypes],
-                     "learners": summary, "dan_minus": continual.against_dan(result["rows"]),
+                     "learners": summary, "dan_minus": diffs,
                      "dan_minus_first_classes": continual.against_dan(result["rows"], "first_classes_accuracy"),
                      "environment": environment()})
         run.figure(continual.figure(result["rows"], f"{args.data}: {cfg.classes_per_stage} class(es) a stage, "
@@ -307,7 +309,6 @@ def cmd_continual(args) -> int:
         print(f"{name:<11} {result['tuning'][name]['lr']:>6g} {result['tuning'][name]['epochs']:>6} {fmt(last['accuracy'], 100, 1):>15} "
               f"{fmt(last['first_classes_accuracy'], 100, 1):>16} {last['labels']['mean']:>7.0f} "
               f"{per_stage['updates'].mean().mean():>14.0f} {per_stage['train_seconds'].mean().mean():>8.2f}")
-    diffs = continual.against_dan(result["rows"])
     if diffs:
         n = next(iter(diffs.values()))["phenotypes"]
         print(f"dan minus each learner, last stage, seen classes (points; paired by seed, then {what('phenotypes', n)}):")

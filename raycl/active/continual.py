@@ -126,8 +126,8 @@ def run(data: ActiveData, learner: str, seed: int, cfg: ContinualConfig, lr: flo
         raise RayclError(f"--classes-per-stage must be in 1..{n_classes}, got {per}")
     stages = [order[i:i + per] for i in range(0, n_classes, per)]
     chooser = make_strategy(cfg.strategy)
-    first = rng.choice(np.flatnonzero(np.isin(truth, stages[0])), size=min(cfg.budget, int(np.isin(truth, stages[0]).sum())),
-                       replace=False)
+    arrived_first = np.flatnonzero(np.isin(truth, stages[0]))
+    first = rng.choice(arrived_first, size=min(cfg.budget, len(arrived_first)), replace=False)
     pools = Pools(len(pool), first, truth[first])
     new = first
     evaluation = data.test if evaluate_on == "test" else data.val

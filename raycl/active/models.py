@@ -85,31 +85,29 @@ class DANEncoder(nn.Module):
                  phenotype_hidden=(15, 8), phi: dict | None = None, generator: torch.Generator | None = None):
         super().__init__()
         from raycl.dan.networks import DANNetwork
+        from raycl.dan.params import load_into, split_parameters
 
         self.image_size = int(image_size)
         self.dans = DANNetwork(self.image_size ** 2, hidden, 1, n_channels, sharing=sharing,
                                phenotype_hidden=phenotype_hidden, generator=generator)
         self.dans.head = None  # the features are the last hidden layer; the classifier comes after
-        own = dict(self.dans.named_parameters())
-        phenotype = {n for n in own if ".phenotype." in f".{n}"}
+        _, phenotype = split_parameters(self.dans)
         if phi is not None:
-            if set(phi) != phenotype or any(own[n].shape != phi[n].shape for n in phi):
+            if set(phi) != set(phenotype) or any(p.shape != phi[n].shape for n, p in phenotype.items()):
                 raise RayclError("the phenotype does not fit this DAN encoder (its sharing or sizes differ from "
                                  f"the architecture: {len(phi)} tensors for {len(phenotype)} phenotype parameters)")
-            with torch.no_grad():
-                for n, v in phi.items():
-                    own[n].copy_(v)
-        for n in phenotype:  # frozen, hyper-trained or random: only the synapses learn
-            own[n].requires_grad_(False)
+            load_into(phenotype, phi)
+        for p in phenotype.values():  # frozen, hyper-trained or random: only the synapses learn
+            p.requires_grad_(False)
         self.out_dim = int(self.dans.hidden[-1])
 
     def forward(self, x):
+        from raycl.hyper.stream import standardise
+
         x = x.mean(1, keepdim=True)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        x = x.flatten(1)
-        x = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-6)
-        return self.dans(x)
+        return self.dans(standardise(x.flatten(1)))
 
 
 def pick_backbone(name: str, shape: tuple[int, int, int]) -> str:

@@ -41,8 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-4, help="A3C shared Adam learning rate")
     p.add_argument("--pipeline", action="store_true",
                    help="workers play their next rollout while the parameter actor applies their last gradient "
-                        "(their own update arrives one rollout late): 1.7x one worker's frames/s with two on 2 cores "
-                        "against 1.3x waiting (bench/atari.py); its effect on scores is not measured yet")
+                        "(their own update arrives one rollout late). On 2 cores it showed no clear gain over waiting "
+                        "(bench/atari.py, docs/benchmarks.md); its effect on scores is not measured yet")
     p.add_argument("--minimal-actions", action="store_true",
                    help="each game's own action set instead of all 18 (networks then differ in size)")
     seed_flags(p, seeds=None)

@@ -15,10 +15,13 @@ from raycl.data import ImageSet, load, mix, to_common
 def prepare_pool(data: ImageSet, image_size: int) -> ImageSet:
     """Common shape (1 channel, image_size^2) and per-image standardisation, as all models see it."""
     data = to_common(data, image_size, 1)
-    x = data.images.flatten(1)
-    x = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-6)
-    data.images = x.view(len(x), 1, image_size, image_size)
+    data.images = standardise(data.images.flatten(1)).view(len(data.images), 1, image_size, image_size)
     return data
+
+
+def standardise(x: torch.Tensor) -> torch.Tensor:
+    """Each row (one flattened image) to mean 0 and std 1."""
+    return (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-6)
 
 
 # sources with a class split: (meta-train classes, held-out meta-test classes)
