@@ -336,6 +336,9 @@ def test_cli_run_writes_table_summary_curves(tmp_path):
     assert {"mean", "std", "n", "se", "ci95"} <= set(s) and s["n"] == 2
     acc = df[(df["strategy"] == "random") & (df["stage"] == df["stage"].max())]["accuracy"]
     assert s["std"] == pytest.approx(float(np.std(acc, ddof=1)))
+    # time to result of one (strategy, seed): its training and selection seconds over every stage
+    per_run = df[df["strategy"] == "random"].groupby("seed")[["train_seconds", "selection_seconds"]].sum().sum(axis=1)
+    assert summary["strategies"]["random"]["run_seconds"]["mean"] == pytest.approx(per_run.mean()) and per_run.min() > 0
     assert df["accuracy"].between(0, 1).all() and (df["labeled_pct"] > 0).all() and (df["labeled_pct"] <= 100).all()
     assert sorted(df["seed"].unique()) == [0, 1] and sorted(df["stage"].unique()) == [0, 1]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "curves.png").stat().st_size > 1000
@@ -353,15 +356,18 @@ def test_cli_noisy_scenario_needs_superclasses_only_without_coarse_labels(tmp_pa
     from raycl.runio import read_parquet
 
     assert main(_tiny_args(tmp_path / "n", "--scenario", "noisy", "--seeds", "1", "--stages", "1",
-                           "--strategies", "random", "--model", "dalbt")) == 0
+                           "--strategies", "random", "weibull", "--model", "dalbt")) == 0
     summary = json.loads((tmp_path / "n" / "summary.json").read_text())
+    # no OOD in the pool: no claim about OOD queries, only the accuracy one
+    assert set(summary["checks"]) == {"weibull", "final_accuracy_not_below_random"}
     cfg = summary["config"]
     # digits have no coarse labels: the noisy oracle flips 20% within the digit groups 0,6;1,7;2,3,5,8;4,9
     assert cfg["noise"] == 0.2 and cfg["model"] == "dalbt"
     assert cfg["superclasses"] == [0, 1, 2, 2, 3, 2, 0, 1, 2, 3]
     assert summary["scenario"]["ood_fraction"] == 0.0
     df = read_parquet(tmp_path / "n" / "metrics.parquet")
-    assert df["stage"].tolist() == [0, 1] and set(df["strategy"]) == {"random"} and set(df["seed"]) == {0}
+    df = df[df["strategy"] == "random"]
+    assert df["stage"].tolist() == [0, 1] and set(df["seed"]) == {0}
     assert df["labeled"].tolist() == [20, 50] and (df["ood_queries"] == 0).all()  # no OOD: every query labeled
     assert df["accuracy"].between(0, 1).all()
     assert main(_tiny_args(tmp_path / "x", "--strategies", "bogus")) == 2

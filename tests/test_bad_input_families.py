@@ -300,6 +300,7 @@ def test_atari_resume_refuses_other_settings(cli, tmp_path):
     (["--ood", "nope"], "--ood: unknown dataset 'nope'"),
     (["--backbone", "resnet"], "invalid choice: 'resnet'"),
     (["--val-fraction", "1"], "--val-fraction: must be in (0, 1)"),
+    (["--ood-fraction", "0.9"], "lower --ood-fraction (at most 0.5"),  # 1,600 shapes for a pool of ~1,600 digits
 ])
 def test_active_run_bad_settings_stop_before_any_folder(cli, tmp_path, flags, says):
     line = refused(cli, ["active", "run", "--no-ray", "--out", tmp_path / "ac", *flags], absent=[tmp_path / "ac"])

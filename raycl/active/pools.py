@@ -91,8 +91,9 @@ def build(
         images = torch.cat([s.images for s in sources])
         want = int(round(len(pool) * ood_fraction / (1 - ood_fraction)))
         if want > len(images):
+            most = len(images) / (len(pool) + len(images))
             raise RayclError(f"need {want} out-of-distribution images but the OOD sources hold {len(images)}; "
-                             "lower --ood-fraction or add sources")
+                             f"lower --ood-fraction (at most {int(most * 1000) / 1000} here) or add sources to --ood")
         pick = torch.as_tensor(rng.choice(len(images), size=want, replace=False))
         pool = ImageSet(
             name=f"{train.name}+ood",

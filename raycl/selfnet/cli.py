@@ -138,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = s.add_parser("robustness", help="accuracy against cosine under Gaussian weight noise (Fig 2.2)",
                      description="Add zero-mean Gaussian noise (σ relative to the weights' std) to trained task "
                                  "networks; plot accuracy against cosine similarity to the originals.")
-    _common(r, tasks=3, tuning=False)
+    _common(r, tasks=3, tuning=False, seeds=True)
     r.add_argument("--sigmas", type=_floats, default=_floats("0.02,0.05,0.08,0.1,0.15,0.2,0.3,0.5,0.8,1.2,2,3"),
                    help="noise std per weight, relative to the weights' std")
     r.add_argument("--draws", type=int, default=4, help="noise draws per σ per network")
@@ -148,7 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = s.add_parser("multiarch", help="one AE for MNIST and CIFAR networks; sub-vectors vs whole (Fig 2.7)",
                      description="Left: an AE over 3 sub-vectors of a 61,326-parameter CIFAR network against an AE "
                                  "over the whole vector. Right: one AE holding MNIST and CIFAR networks together.")
-    _common(m, stream=None, tasks=5, tuning=False)
+    _common(m, stream=None, tasks=5, tuning=False, seeds=True)
     _ae(m, latent=16, thresholds="0.997", max_iters=3000, store=False)
     m.add_argument("--curve-iters", type=int, default=300, help="AE updates for the left panel's curves")
     m.set_defaults(func=cmd_multiarch)
@@ -340,11 +340,17 @@ def _run_continual(args, scaling: bool, quiet: bool = False):
 def continual_seed(args, seed: int, scaling: bool) -> tuple[list[dict], dict]:
     """One repeat of --seeds N: the whole experiment for `seed` into RUN/seed_S/, in the job's own
     process (its task networks one after another there)."""
+    return _run_continual(_seed_args(args, seed), scaling, quiet=True)
+
+
+def _seed_args(args, seed: int) -> argparse.Namespace:
+    """The settings of one repeat of --seeds N: its seed, RUN/seed_S/, in this process, quiet;
+    its stream is built anew (it depends on the seed)."""
     from pathlib import Path
 
     args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "_streams"})
-    args.seed, args.out, args.no_ray = seed, str(Path(args.out) / f"seed_{seed}"), True
-    return _run_continual(args, scaling, quiet=True)
+    args.seed, args.out, args.no_ray, args.quiet = seed, str(Path(args.out) / f"seed_{seed}"), True, True
+    return args
 
 
 def _run_seeds(args, scaling: bool) -> int:
@@ -394,8 +400,57 @@ def cmd_scaling(args) -> int:
     return _in_run_folder(args, _continual_or_seeds, scaling=True)
 
 
+def repeat_seed(body, args, seed: int) -> dict:
+    """One repeat of --seeds N for an action without baselines: `body` for `seed` into
+    RUN/seed_S/, in the job's own process and without bars or lines; its summary."""
+    from pathlib import Path
+
+    from raycl.runio import read_json
+
+    args = _seed_args(args, seed)
+    body(args)
+    return read_json(Path(args.out) / "summary.json")  # held until the whole run succeeds
+
+
+def _repeated(body, measures: dict):
+    """`body` once, or with --seeds N as Ray tasks side by side, RUN/summary.json giving each of
+    `measures` (name: function of one seed's summary) as mean ± sample std over the seeds that
+    have it (n says how many: a seed with no noisy network above the threshold has no drop there)."""
+    def run(args) -> int:
+        if args.seeds <= 1:
+            return body(args)
+        from raycl.cliargs import runner
+        from raycl.runio import RunDir
+        from raycl.stats import PLUS_MINUS, describe, fmt
+
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        jobs = runner(args)
+        done = jobs.gather([jobs.submit(repeat_seed, body, args, s) for s in seeds], desc="seeds")
+        summary = {"what": f"{PLUS_MINUS} over {len(seeds)} seeds (independent repeats, each with its own stream, networks and random draws)",
+                   "seeds": seeds, **{m: describe([v for v in map(f, done) if v is not None]) for m, f in measures.items()},
+                   "per_seed": {str(s): d for s, d in zip(seeds, done)}}
+        out = RunDir(args.out)
+        out.summary(summary)
+        out.close()
+        print(summary["what"])
+        for m in measures:
+            print(f"{m:<40} {fmt(summary[m], 1, 4)}")
+        print(f"wrote {args.out}/summary.json; each seed in seed_S/")
+        return 0
+    return run
+
+
+def _gap(d: dict, arch: str | None = None) -> float:
+    """Mean accuracy points lost by the shared AE's recollections (of `arch`'s networks)."""
+    rows = [r for r in d["shared_ae"]["networks"] if arch in (None, r["arch"])]
+    return 100 * sum(r["original_acc"] - r["reconstructed_acc"] for r in rows) / len(rows)
+
+
 def cmd_robustness(args) -> int:
-    return _in_run_folder(args, _robustness)
+    return _in_run_folder(args, _repeated(_robustness, {
+        "max_drop_above_threshold_points": lambda d: d["max_drop_above_threshold_points"],
+        "mean_drop_above_threshold_points": lambda d: d["mean_drop_above_threshold_points"],
+        "mean_drop_below_threshold_points": lambda d: d["mean_drop_below_threshold_points"]}))
 
 
 def _robustness(args) -> int:
@@ -414,7 +469,8 @@ def _robustness(args) -> int:
     finally:
         trainer.close()
     rows = []
-    for i in tqdm(range(len(tasks)), desc="noise", unit="net"):
+    quiet = vars(args).get("quiet", False)
+    for i in tqdm(range(len(tasks)), desc="noise", unit="net", disable=quiet):
         for r in robustness([(tasks[i], *results[i])], arch, num_outputs, args.sigmas, args.draws, args.seed + i):
             r["network"] = i
             rows.append(r)
@@ -438,6 +494,8 @@ def _robustness(args) -> int:
                "robustness.png")
     run.summary(summary)
     run.close()
+    if quiet:
+        return 0
     print(f"cosine >= {args.threshold}: max accuracy drop {summary['max_drop_above_threshold_points']} points "
           f"over {len(above)} noisy networks; below it: mean drop {summary['mean_drop_below_threshold_points']}")
     print(f"wrote {run.path}")
@@ -445,7 +503,14 @@ def _robustness(args) -> int:
 
 
 def cmd_multiarch(args) -> int:
-    return _in_run_folder(args, _multiarch, kinds=("split", "cifar10"))
+    return _in_run_folder(args, _repeated(_multiarch, {
+        "shared_ae_mean_gap_points": _gap,
+        "shared_ae_cifar_gap_points": lambda d: _gap(d, "cifar"),
+        "shared_ae_min_cosine": lambda d: min(r["cosine"] for r in d["shared_ae"]["networks"]),
+        "shared_ae_updates": lambda d: d["shared_ae"]["iterations"],
+        "left_sub_vectors_final_cosine": lambda d: next(v for k, v in d["curves"].items() if "sub" in k)["final_cosine"],
+        "left_whole_final_cosine": lambda d: next(v for k, v in d["curves"].items() if "whole" in k)["final_cosine"]}),
+        kinds=("split", "cifar10"))
 
 
 def _multiarch(args) -> int:
@@ -498,6 +563,8 @@ def _multiarch(args) -> int:
             run.scalar(f"curve/{'split' if 'sub' in name else 'whole'}", v, i)
     run.summary(summary)
     run.close()
+    if vars(args).get("quiet"):
+        return 0
     for r in res["rows"]:
         print(f"{r['arch']:>5} {r['params']:>6} params, {r['sub_vectors']} sub-vectors: original "
               f"{r['original_acc']:.3f} recollection {r['reconstructed_acc']:.3f} cosine {r['cosine']:.4f}")
