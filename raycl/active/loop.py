@@ -36,7 +36,7 @@ class LoopConfig:
     budget: int = 50  # b, queries per stage
     target: float = 0.4  # label budget: fraction of the in-distribution pool
     stages: int | None = None  # override the number of query stages
-    warm_start: bool = True  # measured cheaper and no less accurate than a fresh model a stage (docs/results/active.md)
+    warm_start: bool = True  # measured a third cheaper than a fresh model a stage, and not less accurate (docs/results/active.md)
     remove_classes: int = 0  # biased initial pool
     noise: float = 0.0  # noisy oracle: fraction of labels flipped within a superclass
     superclasses: np.ndarray | None = None  # superclass of each class (noisy oracle)
