@@ -176,6 +176,22 @@ def runner(args, progress: bool = True):
                   progress=progress)
 
 
+def floats(text: str) -> tuple[float, ...]:
+    """A comma-separated list of numbers (a flag's `type`)."""
+    try:
+        return tuple(float(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def ints(text: str) -> tuple[int, ...]:
+    """A comma-separated list of integers (a flag's `type`)."""
+    try:
+        return tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
 def setting(default, help: str, choices=None, **flag):
     """A config dataclass field: its default, and the help, choices (and `type` parser, or
     `flag=False` for none) of the command-line flag config_flags makes of it."""

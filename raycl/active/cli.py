@@ -98,8 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "The dissertation's proposed next step: DALBT whose encoder is DAN layers with a frozen hyper-trained "
             "phenotype learns each stage's newly labelled classes from those labels only (no replay, no retraining), "
             "against the same with a random phenotype, DALBT fine-tuned on the new labels, and DALBT retrained from "
-            "scratch on every label each stage. Each learner's SGD rate is tuned on the validation split of "
-            "--tune-seed; then every (learner, seed) runs as a Ray task. Writes metrics.parquet (one row per learner, "
+            "scratch on every label each stage. Each learner's SGD rate and passes are tuned on the same grid "
+            "(--lrs x --epochs) by validation accuracy over --tune-seeds runs; then every (learner, seed) runs as a "
+            "Ray task. Writes metrics.parquet (one row per learner, "
             "seed and stage: labels, accuracy on the seen classes and on the first stage's, updates, seconds), "
             "summary.json (mean ± sample std over seeds, the tuning) and curves.png to --out."),
         epilog="Example: raycl hyper-train --seeds 3 --out runs/phen && "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raycl.cliargs import setting
+from raycl.cliargs import floats, ints, setting
 
 
 # the encoders of raycl.active.models.ENCODERS, and auto (chosen from the image size)
@@ -31,14 +31,6 @@ class ActiveTrainConfig:
 LEARNERS = ("dan", "dan-random", "finetune", "scratch")
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in str(text).split(",") if v.strip())
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in str(text).split(",") if v.strip())
-
-
 @dataclass
 class ContinualConfig:
     """Continual active learning (`raycl active continual`): the classes arrive a few at a
@@ -54,11 +46,11 @@ class ContinualConfig:
     strategy: str = setting("uncertainty", "query strategy from stage 1 on (stage 0 has no model: random); any "
                             "spec of `raycl active run --strategies`")
     epochs: tuple[int, ...] = setting((25, 100), "passes over a stage's training labels (the new ones; scratch: all "
-                                      "so far) each learner is tuned over, with the rates (comma-separated)", type=_ints)
+                                      "so far) each learner is tuned over, with the rates (comma-separated)", type=ints)
     batch_size: int = setting(16, "SGD batch size")
     lrs: tuple[float, ...] = setting((0.001, 0.003, 0.01, 0.03, 0.1), "SGD rates each learner is tuned over "
                                      "(comma-separated), with --epochs, on the validation split of --tune-seed",
-                                     type=_floats)
+                                     type=floats)
     tune_seed: int = setting(1000, "first seed of the tuning runs (their class orders and queries), apart from the "
                              "reported seeds")
     tune_seeds: int = setting(2, "tuning runs per setting: a setting scores their mean validation accuracy, and "

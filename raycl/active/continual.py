@@ -1,4 +1,4 @@
-"""Continual active learning with DANs: the dissertation's proposed next step (§7.2), where
+"""Continual active learning with DANs: a next step the dissertation proposes (§3.5), where
 DALBT's encoder is made of DAN layers whose frozen hyper-trained phenotype lets it learn each
 newly labelled class without retraining from scratch and without replay.
 
@@ -189,7 +189,7 @@ def run_job(scenario, learner: str, seed: int, cfg: ContinualConfig, lr: float, 
 
 
 def experiment(scenario, learners: list[str], seeds: list[int], cfg: ContinualConfig, phenotypes: list[dict],
-               runner, on_rows=None) -> dict:
+               runner) -> dict:
     """Tune every learner's rate, then run every (learner, seed) as a job of `runner`. Seed i
     deploys phenotypes[i % len]; tuning uses the first. Returns tuning results and all rows."""
     if not cfg.lrs or not all(lr > 0 for lr in cfg.lrs):
@@ -217,8 +217,6 @@ def experiment(scenario, learners: list[str], seeds: list[int], cfg: ContinualCo
         for r in result:
             r["phenotype"] = jobs[i][2] if jobs[i][0] == "dan" else -1
         rows.extend(result)
-        if on_rows is not None:
-            on_rows(result)
     return {"config": asdict(cfg), "tuning": {k: {"lr": v["lr"], "epochs": v["epochs"],
                                                   "scores": {f"lr {lr} epochs {ep}": sc
                                                              for (lr, ep), sc in v["scores"].items()}}

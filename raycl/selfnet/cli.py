@@ -5,23 +5,11 @@ from __future__ import annotations
 import argparse
 
 from raycl import RayclError
-from raycl.cliargs import data_flags, out_flags, ray_flags, renamed, seed_flags
+from raycl.cliargs import data_flags, floats, ints, out_flags, ray_flags, renamed, seed_flags
 
 DEFAULT_BASELINES = "sgd,l2,online_l2,ewc,online_ewc,pc,si,lwf,replay"
 
 
-def _floats(s: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in s.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{s}'") from None
-
-
-def _ints(s: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in s.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{s}'") from None
 
 
 class _Workers(argparse.Action):
@@ -81,21 +69,21 @@ def _ae(p: argparse.ArgumentParser, latent=5, buffer=5, thresholds="0.9996,0.987
     """The auto-encoder's flags; `store=False`: one fit, no buffered consolidations (multiarch)."""
     g = p.add_argument_group("auto-encoder and store (Algorithm 1)")
     g.add_argument("--latent", type=int, default=latent, help="s: latent floats per (sub-)network")
-    g.add_argument("--hidden", type=_ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
+    g.add_argument("--hidden", type=ints, default=(), help="hidden layer sizes between input and latent, e.g. 32")
     g.add_argument("--activation", default="elu", choices=("tanh", "sigmoid", "elu", "relu", "linear"),
                    help="the auto-encoder's activation")
     if store:
-        g.add_argument("--decoder-hidden", type=_ints, default=decoder_hidden,
+        g.add_argument("--decoder-hidden", type=ints, default=decoder_hidden,
                        help="decoder hidden sizes between latent and output (default: --hidden mirrored), e.g. 32")
         g.add_argument("--buffer", type=int, default=buffer, help="m: networks waiting before the AE is retrained")
         g.add_argument("--stop", choices=("mean", "min"), default=stop,
                        help="threshold on the mean cosine (Algorithm 1) or on every network's (the authors' code)")
-    g.add_argument("--thresholds", type=_floats, default=_floats(thresholds),
+    g.add_argument("--thresholds", type=floats, default=floats(thresholds),
                    help="cosine threshold per consolidation; the last repeats" if store else
                         "cosine threshold of the shared AE (the first value is used)")
     g.add_argument("--contractive", type=float, default=contractive,
                    help="λ of the Jacobian penalty (eq 2.3; the text's value is 1e-4)")
-    g.add_argument("--ae-lr", type=_floats, default=_floats(lr),
+    g.add_argument("--ae-lr", type=floats, default=floats(lr),
                    help="Adam learning rate of the AE per consolidation; the last repeats" if store else
                         "Adam learning rate of the AEs (the first value is used)")
     g.add_argument("--max-iters", type=int, default=max_iters, help="cap on AE updates per consolidation")
@@ -139,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      description="Add zero-mean Gaussian noise (σ relative to the weights' std) to trained task "
                                  "networks; plot accuracy against cosine similarity to the originals.")
     _common(r, tasks=3, tuning=False, seeds=True)
-    r.add_argument("--sigmas", type=_floats, default=_floats("0.02,0.05,0.08,0.1,0.15,0.2,0.3,0.5,0.8,1.2,2,3"),
+    r.add_argument("--sigmas", type=floats, default=floats("0.02,0.05,0.08,0.1,0.15,0.2,0.3,0.5,0.8,1.2,2,3"),
                    help="noise std per weight, relative to the weights' std")
     r.add_argument("--draws", type=int, default=4, help="noise draws per σ per network")
     r.add_argument("--threshold", type=float, default=0.997, help="cosine line to draw and summarise at")
