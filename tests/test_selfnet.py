@@ -308,6 +308,28 @@ def test_cli_continual_seeds_pools_independent_repeats(tmp_path):
     assert a.keys() == b.keys() and not any(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_cli_continual_seeds_on_ray_runs_each_baseline_as_its_own_task_with_the_same_numbers(tmp_path):
+    """With Ray, --seeds N submits every (seed, baseline, head form) as its own task and hands the
+    results to the seed's Self-Net job; every number equals the in-process run's."""
+    import ray
+
+    from raycl.cli import main
+
+    tiny = ["selfnet", "continual", "--seeds", "2", "--seed", "3", "--tasks", "2", "--buffer", "2", "--epochs", "1",
+            "--tune-epochs", "1", "--max-iters", "10", "--baselines", "sgd,lwf", "--heads", "both"]
+    try:
+        assert main([*tiny, "--num-cpus", "2", "--out", str(tmp_path / "ray")]) == 0
+    finally:
+        ray.shutdown()
+    assert main([*tiny, "--no-ray", "--out", str(tmp_path / "serial")]) == 0
+    on_ray, serial = (json.loads((tmp_path / k / "summary.json").read_text()) for k in ("ray", "serial"))
+    assert set(on_ray["final_accuracy"]) == {"selfnet", "selfnet (original networks)", "sgd", "sgd:task-aware", "lwf",
+                                             "lwf:task-aware"}
+    assert on_ray["final_accuracy"] == serial["final_accuracy"]
+    for seed in ("3", "4"):
+        assert on_ray["per_seed"][seed]["baselines_final_acc"] == serial["per_seed"][seed]["baselines_final_acc"]
+
+
 def test_cli_continual_writes_table_summary_and_figure(tmp_path, digits):
     import pandas as pd
 

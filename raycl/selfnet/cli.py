@@ -235,12 +235,24 @@ def _snconfig(args):
                          None if args.decoder_hidden is None else tuple(args.decoder_hidden), args.residual)
 
 
-def _run_continual(args, scaling: bool, quiet: bool = False):
+def _submit_baselines(jobs, args, tasks, arch: str, num_outputs: int) -> list:
+    """Every baseline in every --heads form as its own job of `jobs` (with Ray they start now)."""
+    from raycl.selfnet.experiments import run_baseline
+
+    first, _ = _train_cfgs(args)
+    forms = {"shared": (False,), "task-aware": (True,), "both": (False, True)}[args.heads]
+    shared = jobs.put(tasks)
+    return [jobs.submit(run_baseline, b, shared, arch, num_outputs, first, args.baseline_lam, args.seed,
+                        task_aware=aware) for b in _baselines(args) for aware in forms]
+
+
+def _run_continual(args, scaling: bool, quiet: bool = False, baselines_done: list | None = None):
     """The experiment, written into --out; `quiet` (a job of --seeds): no bars or lines, and the
-    rows and summary are returned."""
+    rows and summary are returned. `baselines_done`: the baselines' results, already run
+    elsewhere (--seeds on Ray runs each as its own task)."""
     from tqdm import tqdm
 
-    from raycl.selfnet.experiments import run_baseline, run_selfnet
+    from raycl.selfnet.experiments import run_selfnet
 
     run = _setup(args)
     tasks, arch, num_outputs = _stream(args)
@@ -261,16 +273,13 @@ def _run_continual(args, scaling: bool, quiet: bool = False):
 
     trainer = _trainer(args)
     jobs = trainer.runner
-    forms = {"shared": (False,), "task-aware": (True,), "both": (False, True)}[args.heads]
-    shared = jobs.put(tasks)
-    pending = [jobs.submit(run_baseline, b, shared, arch, num_outputs, first, args.baseline_lam, args.seed,
-                           task_aware=aware) for b in baselines for aware in forms]  # Ray: they start now
+    pending = None if baselines_done is not None else _submit_baselines(jobs, args, tasks, arch, num_outputs)
     try:
         sn = run_selfnet(tasks, arch, num_outputs, _snconfig(args), first, tune, trainer, args.seed, on_stage,
                          on_ae=on_ae)
         rows = list(sn["rows"])
         finals = {}
-        for res in jobs.gather(pending, desc="baselines"):
+        for res in baselines_done if pending is None else jobs.gather(pending, desc="baselines"):
             method = res["rows"][0]["method"]
             for stage in range(len(tasks)):
                 on_stage(method, stage, res["rows"])
@@ -325,10 +334,12 @@ def _run_continual(args, scaling: bool, quiet: bool = False):
     return 0
 
 
-def continual_seed(args, seed: int, scaling: bool) -> tuple[list[dict], dict]:
+def continual_seed(args, seed: int, scaling: bool, ran_baselines: bool = False, *baselines_done) -> tuple[list[dict], dict]:
     """One repeat of --seeds N: the whole experiment for `seed` into RUN/seed_S/, in the job's own
-    process (its task networks one after another there)."""
-    return _run_continual(_seed_args(args, seed), scaling, quiet=True)
+    process (its task networks one after another there). `ran_baselines`: `baselines_done` are
+    the seed's baselines, run as tasks of their own (Ray hands their results in as arguments)."""
+    return _run_continual(_seed_args(args, seed), scaling, quiet=True,
+                          baselines_done=list(baselines_done) if ran_baselines else None)
 
 
 def _seed_args(args, seed: int) -> argparse.Namespace:
@@ -349,7 +360,15 @@ def _run_seeds(args, scaling: bool) -> int:
 
     seeds = list(range(args.seed, args.seed + args.seeds))
     jobs = runner(args)
-    done = jobs.gather([jobs.submit(continual_seed, args, s, scaling) for s in seeds], desc="seeds")
+    pending = []
+    for s in seeds:
+        if jobs.use_ray:  # every (seed, baseline) its own task, so a cluster runs them all at once
+            one = _seed_args(args, s)
+            baselines = _submit_baselines(jobs, one, *_stream(one))
+            pending.append(jobs.submit(continual_seed, args, s, scaling, True, *baselines))
+        else:
+            pending.append(jobs.submit(continual_seed, args, s, scaling))
+    done = jobs.gather(pending, desc="seeds")
     rows = [{**r, "seed": s} for s, (rs, _) in zip(seeds, done) for r in rs]
     finals = {"selfnet": [d["selfnet"]["final_reconstructed_acc"] for _, d in done],
               "selfnet (original networks)": [d["selfnet"]["final_original_acc"] for _, d in done]}
