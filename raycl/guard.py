@@ -14,6 +14,10 @@ from raycl import RayclError
 EXPLODE_FACTOR = 100.0  # "far above the start": a hundred times the starting loss
 
 
+class Diverged(RayclError):
+    """The loss a DivergenceGuard watches diverged (a comparison may record it and go on)."""
+
+
 class DivergenceGuard:
     """Watches one loss. `start` is the loss a fresh model has (e.g. log(classes) for a
     cross-entropy, the data's mean square for a reconstruction); when None the first value
@@ -31,12 +35,12 @@ class DivergenceGuard:
     def check(self, value: float, where: str) -> None:
         value = float(value)
         if not math.isfinite(value):
-            raise RayclError(f"{self.what} became {value} at {where}: the run diverged and stops before saving "
+            raise Diverged(f"{self.what} became {value} at {where}: the run diverged and stops before saving "
                              f"this state (an earlier checkpoint, if any, is kept); {self.fix}")
         if self.start is None:
             self.start = value
             return
         if value > self.limit:
-            raise RayclError(f"{self.what} reached {value:.4g} at {where}, over {self.factor:g}x its start "
+            raise Diverged(f"{self.what} reached {value:.4g} at {where}, over {self.factor:g}x its start "
                              f"({self.start:.4g}): the run diverged and stops before saving "
                              f"this state (an earlier checkpoint, if any, is kept); {self.fix}")

@@ -308,6 +308,27 @@ def test_cli_continual_seeds_pools_independent_repeats(tmp_path):
     assert a.keys() == b.keys() and not any(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_diverging_baseline_is_recorded_and_the_comparison_goes_on(tmp_path, capsys):
+    """One baseline's divergence does not throw away the other methods: the run ends with exit 0,
+    summary.json names where it diverged and the fix, and its accuracy stays out of the finals."""
+    import pandas as pd
+
+    from raycl.cli import main
+
+    out = tmp_path / "run"
+    assert main(["selfnet", "continual", "--no-ray", "--seeds", "2", "--tasks", "2", "--buffer", "2", "--epochs", "1",
+                 "--tune-epochs", "1", "--max-iters", "10", "--baselines", "sgd,ewc", "--baseline-lam", "1e15",
+                 "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert set(s["final_accuracy"]) == {"selfnet", "selfnet (original networks)", "sgd"}
+    assert len(s["diverged"]) == 2 and all("ewc (seed" in m and "task 2 of 2" in m and "--baseline-lam" in m
+                                           for m in s["diverged"])
+    err = capsys.readouterr().err
+    assert err.count("raycl: warning: ewc (seed") == 2
+    df = pd.read_parquet(out / "metrics.parquet")
+    assert set(df[df.method == "ewc"].stage) == {0}  # its rows end at the last task it learned
+
+
 def test_cli_continual_seeds_on_ray_runs_each_baseline_as_its_own_task_with_the_same_numbers(tmp_path):
     """With Ray, --seeds N submits every (seed, baseline, head form) as its own task and hands the
     results to the seed's Self-Net job; every number equals the in-process run's."""

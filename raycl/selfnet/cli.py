@@ -278,13 +278,15 @@ def _run_continual(args, scaling: bool, quiet: bool = False, baselines_done: lis
         sn = run_selfnet(tasks, arch, num_outputs, _snconfig(args), first, tune, trainer, args.seed, on_stage,
                          on_ae=on_ae)
         rows = list(sn["rows"])
-        finals = {}
+        finals, diverged = {}, {}
         for res in baselines_done if pending is None else jobs.gather(pending, desc="baselines"):
-            method = res["rows"][0]["method"]
-            for stage in range(len(tasks)):
-                on_stage(method, stage, res["rows"])
+            for stage in sorted({r["stage"] for r in res["rows"]}):
+                on_stage(res["method"], stage, res["rows"])
             rows += res["rows"]
-            finals[method] = res["final"]
+            if res["diverged"]:
+                diverged[res["method"]] = res["diverged"]
+            else:
+                finals[res["method"]] = res["final"]
     finally:  # the bar's last line before any error message
         trainer.close()
         bar.close()
@@ -305,6 +307,7 @@ def _run_continual(args, scaling: bool, quiet: bool = False, baselines_done: lis
                     "final_mean_cosine": sn["final_mean_cosine"], "consolidations": sn["fits"],
                     "storage": sn["storage"]},
         "baselines_final_acc": finals,
+        "baselines_diverged": diverged,  # left out of baselines_final_acc
         "provenance": prov,
     }
     if finals:
@@ -330,8 +333,16 @@ def _run_continual(args, scaling: bool, quiet: bool = False, baselines_done: lis
           f"(gap {s['gap_points']:.2f} points), storage ratio {s['storage']['storage_ratio']:.2f}x")
     for b, v in finals.items():
         print(f"{b}: {v:.4f}")
+    _warn_diverged(diverged.values())
     print(f"wrote {run.path}")
     return 0
+
+
+def _warn_diverged(messages) -> None:
+    import sys
+
+    for m in messages:
+        print(f"raycl: warning: {m}; its accuracy is left out of the summary", file=sys.stderr)
 
 
 def continual_seed(args, seed: int, scaling: bool, ran_baselines: bool = False, *baselines_done) -> tuple[list[dict], dict]:
@@ -379,7 +390,8 @@ def _run_seeds(args, scaling: bool) -> int:
         "what": f"final accuracy over all tasks after the last one, {PLUS_MINUS} over {len(seeds)} seeds "
                 "(independent repeats: stream order, initial weights, AE)",
         "seeds": seeds, "stream": args.stream, "data": args.data, "tasks": args.tasks,
-        "final_accuracy": {m: describe(v) for m, v in finals.items()},
+        "final_accuracy": {m: describe(v) for m, v in finals.items()},  # n: the seeds where it did not diverge
+        "diverged": [m for _, d in done for m in d["baselines_diverged"].values()],
         "per_seed": {str(s): d for s, (_, d) in zip(seeds, done)},
     }
     run = RunDir(args.out)
@@ -391,6 +403,7 @@ def _run_seeds(args, scaling: bool) -> int:
     print(summary["what"])
     for m, st in summary["final_accuracy"].items():
         print(f"{m:<28} {fmt(st, 100, 1)} %  (n={st['n']})")
+    _warn_diverged(summary["diverged"])
     print(f"wrote {args.out}/summary.json, metrics.parquet (a seed column), continual.png; each seed in seed_S/")
     return 0
 

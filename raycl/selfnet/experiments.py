@@ -122,7 +122,11 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
 def run_baseline(name: str, tasks: list[Task], arch: str, num_outputs: int, cfg: TaskNetConfig, lam=None,
                  seed: int = 0, on_stage=None, device=None, task_aware: bool = False) -> dict:
     """One shared network learns the stream with baseline `name`; all seen tasks evaluated after
-    each. `task_aware`: every task its own head, chosen by the task's identity (method NAME:task-aware)."""
+    each. `task_aware`: every task its own head, chosen by the task's identity (method NAME:task-aware).
+    A baseline whose loss diverges stops there: its rows end at the last task it learned, "final"
+    is None and "diverged" says where (one method's failure is a result of the comparison)."""
+    from raycl.guard import Diverged
+
     if task_aware:
         tasks, heads = task_aware_stream(tasks)
         num_outputs = max(num_outputs, heads)
@@ -130,7 +134,11 @@ def run_baseline(name: str, tasks: list[Task], arch: str, num_outputs: int, cfg:
     name = f"{name}:task-aware" if task_aware else name
     rows, just_learned = [], {}
     for i, task in enumerate(tasks):
-        learner.learn(task, i)
+        try:
+            learner.learn(task, i)
+        except Diverged as e:
+            return {"method": name, "rows": rows, "final": None,
+                    "diverged": f"{name} (seed {seed}) diverged on task {i + 1} of {len(tasks)}: {e}"}
         just_learned[i] = learner.accuracy(task)
         for j in range(i + 1):
             acc = just_learned[j] if j == i else learner.accuracy(tasks[j])
@@ -140,7 +148,7 @@ def run_baseline(name: str, tasks: list[Task], arch: str, num_outputs: int, cfg:
         if on_stage is not None:
             on_stage(name, i, rows)
     last = [r for r in rows if r["stage"] == len(tasks) - 1]
-    return {"rows": rows, "final": _mean([r["accuracy"] for r in last])}
+    return {"method": name, "rows": rows, "final": _mean([r["accuracy"] for r in last]), "diverged": None}
 
 
 # --- robustness (Fig 2.2) --------------------------------------------------------------------
