@@ -308,6 +308,26 @@ def test_cli_continual_seeds_pools_independent_repeats(tmp_path):
     assert a.keys() == b.keys() and not any(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_scaling_seeds_give_accuracy_by_compression_factor_over_the_seeds(tmp_path):
+    """scaling --seeds N: RUN/summary.json gives the accuracy after each consolidation by
+    compression factor k/s, mean ± sample std over the seeds; the last one is each seed's final."""
+    import numpy as np
+
+    from raycl.cli import main
+
+    out = tmp_path / "sc"
+    assert main(["selfnet", "scaling", "--no-ray", "--seeds", "2", "--tasks", "4", "--buffer", "2", "--latent", "2",
+                 "--epochs", "1", "--tune-epochs", "1", "--max-iters", "10", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    by = s["by_compression_factor"]
+    assert set(by) == {"1", "2"} and by["2"]["accuracy"]["n"] == 2
+    finals = [s["per_seed"][k]["selfnet"]["final_reconstructed_acc"] for k in ("0", "1")]
+    assert by["2"]["accuracy"]["mean"] == pytest.approx(np.mean(finals))
+    assert by["2"]["accuracy"]["std"] == pytest.approx(np.std(finals, ddof=1))
+    assert s["single_batch_acc"]["n"] == 2
+    assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_a_diverging_baseline_is_recorded_and_the_comparison_goes_on(tmp_path, capsys):
     """One baseline's divergence does not throw away the other methods: the run ends with exit 0,
     summary.json names where it diverged and the fix, and its accuracy stays out of the finals."""

@@ -398,11 +398,22 @@ def _run_seeds(args, scaling: bool) -> int:
     run.rows = rows
     title = f"{args.stream} on {args.data}: {args.tasks} tasks, mean over {len(seeds)} seeds"
     run.figure(plots.continual(rows, title), "continual.png")
+    if scaling:
+        from raycl.selfnet.experiments import after_consolidations
+
+        single = [d["single_batch"]["reconstructed_acc"] for _, d in done]
+        summary["single_batch_acc"] = describe(single)
+        summary["by_compression_factor"] = {
+            f"{cf:g}": {"accuracy": describe(list(g.accuracy)), "original_acc": describe(list(g.original_acc))}
+            for cf, g in after_consolidations(rows).groupby("compression_factor")}
+        run.figure(plots.scaling_seeds(rows, single, title), "scaling.png")
     run.summary(summary)
     run.close()
     print(summary["what"])
     for m, st in summary["final_accuracy"].items():
         print(f"{m:<28} {fmt(st, 100, 1)} %  (n={st['n']})")
+    for cf, st in summary.get("by_compression_factor", {}).items():
+        print(f"compression factor {cf:<9} {fmt(st['accuracy'], 100, 1)} %  (originals {fmt(st['original_acc'], 100, 1)} %)")
     _warn_diverged(summary["diverged"])
     print(f"wrote {args.out}/summary.json, metrics.parquet (a seed column), continual.png; each seed in seed_S/")
     return 0

@@ -119,6 +119,19 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
             "final_mean_cosine": _mean([r["cosine"] for r in last])}
 
 
+def after_consolidations(rows: list[dict]):
+    """Self-Net's mean accuracy over all tasks seen at every stage where none waits in the buffer
+    (just after a consolidation), with the compression factor there: one row per (seed, stage)."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df = df[df.method == "selfnet"]
+    keys = [k for k in ("seed", "stage") if k in df]
+    g = df.groupby(keys).agg(accuracy=("accuracy", "mean"), original_acc=("original_acc", "mean"),
+                             compression_factor=("compression_factor", "first"), buffered=("in_buffer", "any"))
+    return g[~g.buffered.astype(bool)].drop(columns="buffered").reset_index()
+
+
 def run_baseline(name: str, tasks: list[Task], arch: str, num_outputs: int, cfg: TaskNetConfig, lam=None,
                  seed: int = 0, on_stage=None, device=None, task_aware: bool = False) -> dict:
     """One shared network learns the stream with baseline `name`; all seen tasks evaluated after

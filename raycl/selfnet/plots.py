@@ -60,6 +60,28 @@ def scaling(rows: list[dict], fits: list[dict], single_batch: float | None, titl
     return fig
 
 
+def scaling_seeds(rows: list[dict], single_batch: list[float], title: str):
+    """Fig 2.3 over seeds: accuracy after every consolidation against the compression factor,
+    mean ± sample std over the seeds (the rows' `seed` column)."""
+    from raycl.selfnet.experiments import after_consolidations
+
+    by = after_consolidations(rows).groupby("compression_factor")
+    fig, ax = pyplot().subplots(figsize=(7, 4))
+    for col, style, label in (("accuracy", "o-", "Self-Net (continual)"), ("original_acc", "s-", "original networks")):
+        m, sd = by[col].mean() * 100, by[col].std(ddof=1).fillna(0) * 100
+        ax.errorbar(m.index, m.values, yerr=sd.values, fmt=style, capsize=3, label=label)
+    if single_batch:
+        mean = sum(single_batch) / len(single_batch) * 100
+        ax.axhline(mean, color="tab:green", ls="--", label="AE trained on all networks at once (mean)")
+    ax.set_xlabel("compression factor k / s")
+    ax.set_ylabel("mean accuracy over tasks seen (%)")
+    ax.set_title(f"{title}; bars: sample std over {rows and len({r['seed'] for r in rows})} seeds", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def robustness(rows: list[dict], threshold: float, title: str):
     """Fig 2.2: accuracy of noisy copies against their cosine similarity to the original."""
     df = pd.DataFrame(rows)
