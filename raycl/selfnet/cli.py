@@ -10,8 +10,6 @@ from raycl.cliargs import data_flags, floats, ints, out_flags, ray_flags, rename
 DEFAULT_BASELINES = "sgd,l2,online_l2,ewc,online_ewc,pc,si,lwf,replay"
 
 
-
-
 class _Workers(argparse.Action):
     """The old `--workers N`: N > 0 was Ray on N CPUs, 0 this process (now --num-cpus / --no-ray)."""
 
@@ -345,12 +343,11 @@ def _warn_diverged(messages) -> None:
         print(f"raycl: warning: {m}; its accuracy is left out of the summary", file=sys.stderr)
 
 
-def continual_seed(args, seed: int, scaling: bool, ran_baselines: bool = False, *baselines_done) -> tuple[list[dict], dict]:
-    """One repeat of --seeds N: the whole experiment for `seed` into RUN/seed_S/, in the job's own
-    process (its task networks one after another there). `ran_baselines`: `baselines_done` are
-    the seed's baselines, run as tasks of their own (Ray hands their results in as arguments)."""
-    return _run_continual(_seed_args(args, seed), scaling, quiet=True,
-                          baselines_done=list(baselines_done) if ran_baselines else None)
+def continual_seed(args, seed: int, scaling: bool, *baselines_done) -> tuple[list[dict], dict]:
+    """One repeat of --seeds N: Self-Net for `seed` into RUN/seed_S/, in the job's own process
+    (its task networks one after another there), with the seed's baselines' results, which ran
+    as jobs of their own (Ray hands them in as arguments when they are done)."""
+    return _run_continual(_seed_args(args, seed), scaling, quiet=True, baselines_done=list(baselines_done))
 
 
 def _seed_args(args, seed: int) -> argparse.Namespace:
@@ -372,13 +369,12 @@ def _run_seeds(args, scaling: bool) -> int:
     seeds = list(range(args.seed, args.seed + args.seeds))
     jobs = runner(args)
     pending = []
-    for s in seeds:
-        if jobs.use_ray:  # every (seed, baseline) its own task, so a cluster runs them all at once
-            one = _seed_args(args, s)
-            baselines = _submit_baselines(jobs, one, *_stream(one))
-            pending.append(jobs.submit(continual_seed, args, s, scaling, True, *baselines))
-        else:
-            pending.append(jobs.submit(continual_seed, args, s, scaling))
+    for s in seeds:  # every (seed, baseline, head form) its own job, so a cluster runs them all at once
+        one = _seed_args(args, s)
+        baselines = _submit_baselines(jobs, one, *_stream(one))
+        if not jobs.use_ray:  # in this process a job runs at gather: its results, not handles
+            baselines = jobs.gather(baselines, desc="baselines")
+        pending.append(jobs.submit(continual_seed, args, s, scaling, *baselines))
     done = jobs.gather(pending, desc="seeds")
     rows = [{**r, "seed": s} for s, (rs, _) in zip(seeds, done) for r in rs]
     finals = {"selfnet": [d["selfnet"]["final_reconstructed_acc"] for _, d in done],
@@ -402,11 +398,12 @@ def _run_seeds(args, scaling: bool) -> int:
         from raycl.selfnet.experiments import after_consolidations
 
         single = [d["single_batch"]["reconstructed_acc"] for _, d in done]
+        consolidated = after_consolidations(rows)
         summary["single_batch_acc"] = describe(single)
         summary["by_compression_factor"] = {
             f"{cf:g}": {"accuracy": describe(list(g.accuracy)), "original_acc": describe(list(g.original_acc))}
-            for cf, g in after_consolidations(rows).groupby("compression_factor")}
-        run.figure(plots.scaling_seeds(rows, single, title), "scaling.png")
+            for cf, g in consolidated.groupby("compression_factor")}
+        run.figure(plots.scaling_seeds(consolidated, single, title), "scaling.png")
     run.summary(summary)
     run.close()
     print(summary["what"])

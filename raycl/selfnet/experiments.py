@@ -121,13 +121,13 @@ def run_selfnet(tasks: list[Task], arch: str, num_outputs: int, cfg: SelfNetConf
 
 def after_consolidations(rows: list[dict]):
     """Self-Net's mean accuracy over all tasks seen at every stage where none waits in the buffer
-    (just after a consolidation), with the compression factor there: one row per (seed, stage)."""
+    (just after a consolidation), with the compression factor there: one row per (seed, stage)
+    of --seeds rows."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
     df = df[df.method == "selfnet"]
-    keys = [k for k in ("seed", "stage") if k in df]
-    g = df.groupby(keys).agg(accuracy=("accuracy", "mean"), original_acc=("original_acc", "mean"),
+    g = df.groupby(["seed", "stage"]).agg(accuracy=("accuracy", "mean"), original_acc=("original_acc", "mean"),
                              compression_factor=("compression_factor", "first"), buffered=("in_buffer", "any"))
     return g[~g.buffered.astype(bool)].drop(columns="buffered").reset_index()
 

@@ -60,12 +60,10 @@ def scaling(rows: list[dict], fits: list[dict], single_batch: float | None, titl
     return fig
 
 
-def scaling_seeds(rows: list[dict], single_batch: list[float], title: str):
+def scaling_seeds(consolidated: pd.DataFrame, single_batch: list[float], title: str):
     """Fig 2.3 over seeds: accuracy after every consolidation against the compression factor,
-    mean ± sample std over the seeds (the rows' `seed` column)."""
-    from raycl.selfnet.experiments import after_consolidations
-
-    by = after_consolidations(rows).groupby("compression_factor")
+    mean ± sample std over the seeds (`consolidated`: experiments.after_consolidations)."""
+    by = consolidated.groupby("compression_factor")
     fig, ax = pyplot().subplots(figsize=(7, 4))
     for col, style, label in (("accuracy", "o-", "Self-Net (continual)"), ("original_acc", "s-", "original networks")):
         m, sd = by[col].mean() * 100, by[col].std(ddof=1).fillna(0) * 100
@@ -75,7 +73,7 @@ def scaling_seeds(rows: list[dict], single_batch: list[float], title: str):
         ax.axhline(mean, color="tab:green", ls="--", label="AE trained on all networks at once (mean)")
     ax.set_xlabel("compression factor k / s")
     ax.set_ylabel("mean accuracy over tasks seen (%)")
-    ax.set_title(f"{title}; bars: sample std over {rows and len({r['seed'] for r in rows})} seeds", fontsize=9)
+    ax.set_title(f"{title}; bars: sample std over {consolidated.seed.nunique()} seeds", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
